@@ -1,0 +1,285 @@
+"""Presentation: progress lines, terminal tables (tabulate), Markdown and JSON of a session."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from . import stats
+from .session import BenchmarkOutcome, Event, SessionResult
+from .stats import Verdict
+
+
+def fmt_value(value: float, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if unit == "seconds":
+        for scale, suffix in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
+            if abs(value) >= scale or scale == 1e-9:
+                return f"{value / scale:.3g} {suffix}"
+    if unit == "bytes":
+        for scale, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "B")):
+            if abs(value) >= scale or scale == 1:
+                return f"{value / scale:.3g} {suffix}"
+    if unit in ("", "value", "unit"):
+        return f"{value:.4g}"
+    return f"{value:.4g} {unit}"
+
+
+def format_event(event: Event, verbose: int = 0) -> str | None:
+    """One progress line for the terminal, or None when the event is not worth a line."""
+    d = event.data
+    if event.kind == "step":
+        rec = d["record"]
+        samples = d["samples"]
+        good = d["good"]
+        verdict = d["verdict"]
+        name = str(d["benchmark"])
+        if not samples:
+            return (
+                f"  step {d['k']} of ~{d['bound']}  {rec.info.short}  {rec.info.subject[:50]:50}"
+                f"  -> {verdict.value}: {rec.error}"
+            )
+        med = stats.median(samples)
+        ratio = med / stats.median(good) if good and stats.median(good) else math.nan
+        return (
+            f"  step {d['k']} of ~{d['bound']}  {rec.info.short}  {rec.info.subject[:50]:50}"
+            f"  median {fmt_value(med, str(d.get('unit', '')))} ({ratio:.2f}x good, "
+            f"n={len(samples)})  -> {verdict.value}" + (f"  [{name}]" if verbose else "")
+        )
+    if event.kind == "references":
+        return None
+    if event.kind == "more" and verbose < 1:
+        return None
+    return event.message
+
+
+def reference_table(outcomes: Sequence[BenchmarkOutcome]) -> str:
+    rows = []
+    for o in outcomes:
+        c = o.reference
+        rows.append(
+            [
+                o.spec.name,
+                f"{c.n_base}/{c.n_other}",
+                f"{c.ratio:.3f}x" if not math.isnan(c.ratio) else "n/a",
+                f"[{c.ci_low:.3f}, {c.ci_high:.3f}]" if not math.isnan(c.ci_low) else "",
+                f"{c.p_value:.2g}",
+                "REGRESSED"
+                if o.reproduces
+                else ("no result: " + o.notes[0] if o.notes and o.notes[0] else "no regression"),
+            ]
+        )
+    return tabulate(
+        rows, headers=["benchmark", "n good/bad", "bad/good", "95% CI", "p", "endpoints"]
+    )
+
+
+def _ordered_commits(result: SessionResult) -> list[str]:
+    """good, then the range oldest-first in topological order (what git bisect walks)."""
+    order = [result.good, *result.range_commits]
+    return [sha for sha in order if sha in result.commits]
+
+
+def steps_table(result: SessionResult, outcome: BenchmarkOutcome, fmt: str = "simple") -> str:
+    name = outcome.spec.name
+    good = result.samples.get(result.good, {}).get(name, [])
+    g = stats.median(good) if good else math.nan
+    rows = []
+    for sha in _ordered_commits(result):
+        rec = result.commits[sha]
+        samples = result.samples.get(sha, {}).get(name, [])
+        verdict = rec.verdicts.get(name)
+        if sha == outcome.culprit:
+            label = "CULPRIT (bad)"
+        elif verdict is not None:
+            label = verdict.value
+        else:
+            label = rec.role
+        if not samples and verdict is None and rec.role not in ("good", "bad"):
+            continue
+        med = stats.median(samples) if samples else math.nan
+        rows.append(
+            [
+                rec.info.short,
+                rec.info.subject[:48],
+                fmt_value(med, outcome.spec.unit) if samples else "-",
+                f"{med / g:.3f}x" if samples and g else "-",
+                len(samples),
+                label if not rec.error else f"skip: {rec.error[:60]}",
+            ]
+        )
+    return tabulate(
+        rows, headers=["commit", "subject", "median", "vs good", "n", "verdict"], tablefmt=fmt
+    )
+
+
+def culprit_lines(result: SessionResult, outcome: BenchmarkOutcome) -> list[str]:
+    name = outcome.spec.name
+    lines = []
+    if outcome.culprit:
+        info = result.commits[outcome.culprit].info
+        status = "confirmed" if outcome.confirmed else "NOT CONFIRMED"
+        lines.append(f"Culprit for {name} ({status}):")
+        lines.append(f"  commit  {info.sha}")
+        lines.append(f"  author  {info.author}")
+        lines.append(f"  date    {info.date}")
+        lines.append(f"  subject {info.subject}")
+        lines.append(f"  files   {', '.join(info.files) or '(none)'}")
+        c = outcome.confirmation
+        if c is not None:
+            lines.append(
+                f"  slowdown over its parent: {c.ratio:.3f}x "
+                f"(95% CI {c.ci_low:.3f}-{c.ci_high:.3f}, p={c.p_value:.2g}, "
+                f"n={c.n_base}+{c.n_other}, measured interleaved)"
+            )
+    else:
+        lines.append(f"No single culprit for {name}: the first bad commit is one of")
+        for sha in outcome.candidates:
+            info = result.commits[sha].info
+            why = result.skipped.get(sha, "")
+            lines.append(f"  {info.sha}  {info.subject}" + (f"   (skipped: {why})" if why else ""))
+    bound = result.log2_bound
+    lines.append(
+        f"  steps: {len(outcome.steps)} bisect steps for {len(result.range_commits)} "
+        f"commits (ceil(log2 N) = {bound})"
+    )
+    lines.extend(f"  note: {n}" for n in outcome.notes if n)
+    return lines
+
+
+def terminal_report(result: SessionResult) -> str:
+    parts = ["", "Endpoints (good vs bad):", reference_table(result.outcomes), ""]
+    for o in result.bisected:
+        parts.append(f"Commits measured for {o.spec.name}:")
+        parts.append(steps_table(result, o))
+        parts.append("")
+        parts.extend(culprit_lines(result, o))
+        parts.append("")
+        if o.bisect_log:
+            parts.append("git bisect log:")
+            parts.extend("  " + ln for ln in o.bisect_log.splitlines())
+            parts.append("")
+    if result.skipped:
+        parts.append("Skipped commits:")
+        for sha, why in result.skipped.items():
+            parts.append(f"  {sha[:10]}  {why}")
+        parts.append("")
+    parts.append(f"Wall time: {result.wall_seconds:.1f} s")
+    return "\n".join(parts)
+
+
+def to_json(result: SessionResult) -> dict[str, Any]:
+    def verdict_of(rec_verdicts: dict[str, Verdict]) -> dict[str, str]:
+        return {k: v.value for k, v in rec_verdicts.items()}
+
+    culprits = []
+    for o in result.bisected:
+        c = o.confirmation
+        culprits.append(
+            {
+                "benchmark": o.spec.name,
+                "sha": o.culprit,
+                "ratio": c.ratio if c else None,
+                "ci": [c.ci_low, c.ci_high] if c else None,
+                "p_value": c.p_value if c else None,
+                "confirmed": o.confirmed,
+                "candidates": o.candidates,
+                "steps": len(o.steps),
+                "notes": o.notes,
+                "commit": _info_dict(result, o.culprit) if o.culprit else None,
+                "bisect_log": o.bisect_log,
+            }
+        )
+    steps = []
+    for sha in _ordered_commits(result):
+        rec = result.commits[sha]
+        steps.append(
+            {
+                "sha": sha,
+                "subject": rec.info.subject,
+                "role": rec.role,
+                "samples": result.samples.get(sha, {}),
+                "verdict": verdict_of(rec.verdicts),
+                "error": rec.error,
+            }
+        )
+    return {
+        "good": result.good,
+        "bad": result.bad,
+        "commits_in_range": len(result.range_commits),
+        "log2_bound": result.log2_bound,
+        "exit_code": result.exit_code,
+        "wall_seconds": round(result.wall_seconds, 3),
+        "endpoints": [
+            {
+                "benchmark": o.spec.name,
+                "unit": o.spec.unit,
+                "ratio": _num(o.reference.ratio),
+                "ci": [_num(o.reference.ci_low), _num(o.reference.ci_high)],
+                "p_value": o.reference.p_value,
+                "regressed": o.reproduces,
+            }
+            for o in result.outcomes
+        ],
+        "culprits": culprits,
+        "steps": steps,
+        "skipped": [{"sha": s, "error": e} for s, e in result.skipped.items()],
+    }
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else x
+
+
+def _info_dict(result: SessionResult, sha: str) -> dict[str, Any]:
+    info = result.commits[sha].info
+    return {
+        "sha": info.sha,
+        "author": info.author,
+        "date": info.date,
+        "subject": info.subject,
+        "files": list(info.files),
+        "parents": list(info.parents),
+    }
+
+
+def to_markdown(result: SessionResult) -> str:
+    parts = [f"# smbisect report: {result.good[:10]}..{result.bad[:10]}", ""]
+    parts += [
+        f"{len(result.range_commits)} commits in range; ceil(log2 N) = {result.log2_bound}; "
+        f"wall time {result.wall_seconds:.1f} s.",
+        "",
+    ]
+    parts += ["## Endpoints", "", _md_reference(result), ""]
+    for o in result.bisected:
+        parts += [f"## {o.spec.name}", ""]
+        parts += ["```", *culprit_lines(result, o), "```", ""]
+        parts += ["### Commits measured", "", steps_table(result, o, fmt="github"), ""]
+        if o.bisect_log:
+            parts += ["### git bisect log", "", "```", o.bisect_log, "```", ""]
+    if result.skipped:
+        parts += ["## Skipped commits", ""]
+        parts += [f"- `{sha[:10]}`: {why}" for sha, why in result.skipped.items()]
+        parts.append("")
+    return "\n".join(parts)
+
+
+def _md_reference(result: SessionResult) -> str:
+    table = reference_table(result.outcomes)
+    return "```\n" + table + "\n```"
+
+
+def write_json(result: SessionResult, path: Path) -> None:
+    path.write_text(json.dumps(to_json(result), indent=2, allow_nan=False, default=_json_default))
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    raise TypeError(f"cannot serialise {type(obj).__name__}")

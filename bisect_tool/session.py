@@ -1,0 +1,474 @@
+"""The bisect loop: ask git for the next commit, measure it, classify it, tell git.
+
+The session is handed its git repository, runner and store, so tests can drive it with a fake
+runner that returns chosen timings for chosen commits, while other tests use the real runners.
+It never prints: progress goes to the `on_event` callback and the outcome is a `SessionResult`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from . import stats
+from .errors import (
+    EXIT_CULPRIT,
+    EXIT_NO_SINGLE_CULPRIT,
+    EXIT_NOT_REPRODUCED,
+    MeasurementFailed,
+    UsageError,
+)
+from .git import CommitInfo, GitRepo, Worktree
+from .runners import BenchmarkSpec, Runner
+from .stats import Comparison, Verdict
+from .store import MeasurementStore
+
+
+@dataclass(frozen=True)
+class BisectOptions:
+    good: str
+    bad: str = "HEAD"
+    bench_patterns: tuple[str, ...] = ()
+    factor: float | None = None
+    delta: float | None = None  # absolute threshold, in the benchmark's unit
+    alpha: float = stats.DEFAULT_ALPHA
+    commit_samples: int = 5  # samples at a commit before its first verdict
+    reference_samples: int = 10  # samples of each endpoint, taken in interleaved halves
+    max_samples: int = 30  # budget per commit; still unknown after it -> skip
+    drift_every: int = 4  # re-measure the endpoints after this many bisect steps
+    confirm_samples: int = 10  # samples of culprit and parent each, taken alternately
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress for the terminal: what happened, with the numbers behind it."""
+
+    kind: str
+    message: str
+    data: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class CommitRecord:
+    info: CommitInfo
+    role: str  # good, bad, step, parent
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class BenchmarkOutcome:
+    spec: BenchmarkSpec
+    reference: Comparison
+    reproduces: bool
+    cut: float | None = None
+    culprit: str | None = None
+    candidates: list[str] = field(default_factory=list)
+    confirmation: Comparison | None = None
+    confirmed: bool = False
+    steps: list[str] = field(default_factory=list)
+    bisect_log: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SessionResult:
+    good: str
+    bad: str
+    range_commits: list[str]
+    outcomes: list[BenchmarkOutcome]
+    commits: dict[str, CommitRecord]
+    samples: dict[str, dict[str, list[float]]]
+    skipped: dict[str, str]
+    wall_seconds: float = 0.0
+
+    @property
+    def bisected(self) -> list[BenchmarkOutcome]:
+        return [o for o in self.outcomes if o.reproduces]
+
+    @property
+    def exit_code(self) -> int:
+        if not self.bisected:
+            return EXIT_NOT_REPRODUCED
+        if all(o.culprit and o.confirmed for o in self.bisected):
+            return EXIT_CULPRIT
+        return EXIT_NO_SINGLE_CULPRIT
+
+    @property
+    def log2_bound(self) -> int:
+        n = len(self.range_commits)
+        return math.ceil(math.log2(n)) if n > 1 else 0
+
+
+def select_benchmarks(
+    specs: Sequence[BenchmarkSpec], patterns: Sequence[str]
+) -> list[BenchmarkSpec]:
+    if not patterns:
+        return list(specs)
+    compiled = []
+    for pat in patterns:
+        try:
+            compiled.append(re.compile(pat))
+        except re.error as exc:
+            raise UsageError(f"--bench {pat!r} is not a valid regular expression: {exc}") from None
+    chosen = [s for s in specs if any(c.search(s.name) for c in compiled)]
+    if not chosen:
+        known = ", ".join(s.name for s in specs[:6]) + (", ..." if len(specs) > 6 else "")
+        raise UsageError(f"--bench {' '.join(patterns)!r} matches no benchmark (known: {known})")
+    return chosen
+
+
+class Measurer:
+    """Measures commits on demand, through the store, so nothing is measured twice."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        store: MeasurementStore,
+        worktree: Worktree,
+        specs: Sequence[BenchmarkSpec],
+        on_event: Callable[[Event], None],
+    ) -> None:
+        self.per_round = {s.name: max(1, s.samples_per_round) for s in specs}
+        self.runner = runner
+        self.store = store
+        self.worktree = worktree
+        self.on_event = on_event
+
+    def _key(self, sha: str, bench: str) -> str:
+        return MeasurementStore.key(self.runner.machine, self.runner.settings_key, sha, bench)
+
+    def samples(self, sha: str, bench: str) -> list[float]:
+        return list(self.store.get(self._key(sha, bench)).samples)
+
+    def rounds(self, sha: str, bench: str) -> int:
+        return self.store.get(self._key(sha, bench)).rounds
+
+    def error(self, sha: str, bench: str) -> str | None:
+        return self.store.get(self._key(sha, bench)).error
+
+    def rounds_for(self, bench: str, samples: int) -> int:
+        return max(1, math.ceil(samples / self.per_round.get(bench, 1)))
+
+    def ensure(self, sha: str, benches: Sequence[str], min_samples: int) -> None:
+        """Make sure every bench has at least min_samples samples at sha (or a recorded error)."""
+        todo = [
+            b
+            for b in benches
+            if self.error(sha, b) is None and len(self.samples(sha, b)) < min_samples
+        ]
+        if not todo:
+            return
+        need = max(self.rounds_for(b, min_samples - len(self.samples(sha, b))) for b in todo)
+        self.add(sha, todo, need)
+
+    def add_samples(self, sha: str, benches: Sequence[str], samples: int) -> None:
+        self.add(sha, benches, max(self.rounds_for(b, samples) for b in benches))
+
+    def add(self, sha: str, benches: Sequence[str], rounds: int) -> None:
+        """Measure `rounds` more rounds of benches at sha, whatever is cached."""
+        benches = [b for b in benches if self.error(sha, b) is None]
+        if not benches or rounds <= 0:
+            return
+        self.worktree.checkout(sha)
+        try:
+            batch = self.runner.measure(self.worktree.path, sha, benches, rounds)
+        except MeasurementFailed as exc:
+            for b in benches:
+                self.store.fail(self._key(sha, b), str(exc))
+            self.on_event(Event("error", f"{sha[:10]}: {exc}", {"sha": sha, "detail": exc.detail}))
+            return
+        for b in benches:
+            if b in batch.samples and batch.samples[b]:
+                self.store.add(self._key(sha, b), batch.samples[b], rounds)
+            else:
+                self.store.fail(self._key(sha, b), batch.errors.get(b, "no result"))
+        self.store.save()
+
+
+class Session:
+    def __init__(
+        self,
+        repo: GitRepo,
+        runner: Runner,
+        store: MeasurementStore,
+        options: BisectOptions,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.repo = repo
+        self.runner = runner
+        self.store = store
+        self.opt = options
+        self.on_event = on_event or (lambda e: None)
+        self.good = repo.resolve(options.good, "--good")
+        self.bad = repo.resolve(options.bad, "--bad")
+        if self.good == self.bad:
+            raise UsageError(f"--good and --bad are the same commit ({self.good[:10]})")
+        if not repo.is_ancestor(self.good, self.bad):
+            raise UsageError(
+                f"--good {options.good} is not an ancestor of --bad {options.bad}; "
+                "bisect needs good to come before bad"
+            )
+        self.range_commits = repo.commits_between(self.good, self.bad)
+        self.commits: dict[str, CommitRecord] = {}
+        self.skipped: dict[str, str] = {}
+        self._ref_from: dict[tuple[str, str], int] = {}
+
+    def emit(self, kind: str, message: str, **data: object) -> None:
+        self.on_event(Event(kind, message, dict(data)))
+
+    def record(self, sha: str, role: str) -> CommitRecord:
+        if sha not in self.commits:
+            self.commits[sha] = CommitRecord(self.repo.info(sha), role)
+        return self.commits[sha]
+
+    # -- the whole run -----------------------------------------------------------------------
+
+    def run(self) -> SessionResult:
+        started = time.monotonic()
+        specs = select_benchmarks(self.runner.list_benchmarks(), self.opt.bench_patterns)
+        names = [s.name for s in specs]
+        self.emit(
+            "start",
+            f"bisecting {len(self.range_commits)} commits "
+            f"({self.good[:10]}..{self.bad[:10]}), about {self._bound()} steps; "
+            f"{len(specs)} benchmark(s)",
+        )
+        with self.repo.private_worktree(self.bad) as wt:
+            m = Measurer(self.runner, self.store, wt, specs, self.on_event)
+            self.record(self.good, "good")
+            self.record(self.bad, "bad")
+            self._measure_references(m, names, self.opt.reference_samples)
+            outcomes = [self._reference_outcome(m, s) for s in specs]
+            regressed = [o for o in outcomes if o.reproduces]
+            self.emit("references", "endpoints measured", outcomes=outcomes)
+            for o in regressed:
+                self._bisect_one(m, wt, o, [r.spec.name for r in regressed])
+        all_samples: dict[str, dict[str, list[float]]] = {}
+        for sha in self.commits:
+            all_samples[sha] = {
+                s.name: m.samples(sha, s.name) for s in specs if m.samples(sha, s.name)
+            }
+        return SessionResult(
+            self.good,
+            self.bad,
+            self.range_commits,
+            outcomes,
+            self.commits,
+            all_samples,
+            self.skipped,
+            time.monotonic() - started,
+        )
+
+    def _bound(self) -> int:
+        n = len(self.range_commits)
+        return math.ceil(math.log2(n)) if n > 1 else 0
+
+    def _measure_references(self, m: Measurer, names: Sequence[str], samples: int) -> None:
+        """Endpoints in alternating halves (good, bad, good, bad) so drift hits both alike."""
+        for target in (max(1, samples // 2), samples):
+            for sha in (self.good, self.bad):
+                m.ensure(sha, names, target)
+        for sha, role in ((self.good, "good"), (self.bad, "bad")):
+            failed = [n for n in names if m.error(sha, n)]
+            if failed and len(failed) == len(names):
+                raise UsageError(
+                    f"the {role} commit {sha[:10]} could not be measured: {m.error(sha, failed[0])}"
+                )
+
+    def _reference_outcome(self, m: Measurer, spec: BenchmarkSpec) -> BenchmarkOutcome:
+        good, bad = m.samples(self.good, spec.name), m.samples(self.bad, spec.name)
+        if not good or not bad:
+            comp = Comparison(1.0, math.nan, math.nan, math.nan, len(good), len(bad))
+            out = BenchmarkOutcome(spec, comp, False)
+            out.notes.append(m.error(self.good, spec.name) or m.error(self.bad, spec.name) or "")
+            return out
+        directions = [spec.worse_is_higher] if spec.worse_is_higher is not None else [True, False]
+        best: tuple[bool, Comparison] | None = None
+        for worse_high in directions:
+            ok, comp = stats.regression_reproduces(
+                good, bad, self.opt.alpha, self.opt.factor, self.opt.delta, worse_high
+            )
+            if best is None or ok:
+                best = (ok, comp)
+        assert best is not None
+        ok, comp = best
+        cut = stats.cut_value(
+            stats.median(good), stats.median(bad), self.opt.factor, self.opt.delta
+        )
+        return BenchmarkOutcome(spec, comp, ok, cut=cut)
+
+    # -- one benchmark -----------------------------------------------------------------------
+
+    def _bisect_one(
+        self, m: Measurer, wt: Worktree, out: BenchmarkOutcome, shared: list[str]
+    ) -> None:
+        name = out.spec.name
+        self.emit(
+            "bisect",
+            f"bisecting {name}: good median {stats.median(m.samples(self.good, name)):.4g}, "
+            f"bad median {stats.median(m.samples(self.bad, name)):.4g} "
+            f"({out.reference.ratio:.2f}x)",
+            benchmark=name,
+        )
+        step = wt.bisect_start(self.bad, self.good)
+        k = 0
+        while not step.done:
+            sha = step.next_commit
+            assert sha is not None
+            k += 1
+            if k > 1 and (k - 1) % self.opt.drift_every == 0:
+                self._check_drift(m, out, shared)
+            verdict = self._judge(m, out, sha, shared)
+            out.steps.append(sha)
+            rec = self.commits[sha]
+            self.emit(
+                "step",
+                "",
+                k=k,
+                bound=self._bound(),
+                benchmark=name,
+                record=rec,
+                unit=out.spec.unit,
+                verdict=verdict,
+                samples=m.samples(sha, name),
+                good=self._refs(m, name)[0],
+            )
+            git_word = {Verdict.GOOD: "good", Verdict.BAD: "bad"}.get(verdict, "skip")
+            step = wt.mark(git_word, sha)
+        out.bisect_log = wt.bisect_log()
+        wt.bisect_reset()
+        if step.culprit:
+            out.culprit = step.culprit
+            self.record(step.culprit, "step")
+            self._confirm(m, out)
+        else:
+            out.candidates = list(step.candidates)
+            for c in out.candidates:
+                self.record(c, "step")
+            self.emit(
+                "ambiguous",
+                f"{name}: bisect ended with {len(out.candidates)} candidate "
+                "commits (skipped commits hide the culprit)",
+                benchmark=name,
+            )
+
+    def _judge(self, m: Measurer, out: BenchmarkOutcome, sha: str, shared: list[str]) -> Verdict:
+        """Measure sha until its verdict is clear or the budget is spent."""
+        name = out.spec.name
+        rec = self.record(sha, "step")
+        m.ensure(sha, shared, self.opt.commit_samples)
+        extra = 0
+        while True:
+            err = m.error(sha, name)
+            if err:
+                rec.error = err
+                rec.verdicts[name] = Verdict.SKIP
+                rec.reasons[name] = err
+                self.skipped[sha] = err
+                return Verdict.SKIP
+            good, bad = self._refs(m, name)
+            cls = stats.classify(m.samples(sha, name), good, bad, out.cut or 0.0, self.opt.alpha)
+            rec.verdicts[name] = cls.verdict
+            rec.reasons[name] = cls.reason
+            if cls.verdict is not Verdict.UNKNOWN:
+                return cls.verdict
+            n = len(m.samples(sha, name))
+            if n >= self.opt.max_samples:
+                rec.verdicts[name] = Verdict.SKIP
+                rec.reasons[name] = f"still unclear after {n} samples: {cls.reason}"
+                self.skipped[sha] = rec.reasons[name]
+                return Verdict.SKIP
+            extra += 1
+            self.emit("more", f"{sha[:10]}: {cls.reason}; measuring more", sha=sha)
+            m.add_samples(sha, [name], self.opt.commit_samples)
+            if extra % 2 == 0:
+                for ref, ref_samples in zip(
+                    (self.good, self.bad), self._refs(m, name), strict=True
+                ):
+                    if len(ref_samples) < len(m.samples(sha, name)):
+                        m.add_samples(ref, [name], self.opt.commit_samples)
+
+    def _refs(self, m: Measurer, name: str) -> tuple[list[float], list[float]]:
+        """The reference samples in use: all of them, or only those taken since drift was seen."""
+        return tuple(  # type: ignore[return-value]
+            m.samples(ref, name)[self._ref_from.get((ref, name), 0) :]
+            for ref in (self.good, self.bad)
+        )
+
+    def _check_drift(self, m: Measurer, out: BenchmarkOutcome, shared: list[str]) -> None:
+        """Re-measure both endpoints; if they moved, only the fresh samples are used from now."""
+        name = out.spec.name
+        before = {ref: len(m.samples(ref, name)) for ref in (self.good, self.bad)}
+        old = dict(zip((self.good, self.bad), self._refs(m, name), strict=True))
+        for ref in (self.good, self.bad):
+            m.add_samples(ref, [name], self.opt.commit_samples)
+        moved = []
+        for ref in (self.good, self.bad):
+            new = m.samples(ref, name)[before[ref] :]
+            if new and stats.drifted(old[ref], new, self.opt.alpha):
+                moved.append(ref)
+                self._ref_from[(ref, name)] = before[ref]
+        if moved:
+            which = " and ".join("good" if r == self.good else "bad" for r in moved)
+            note = (
+                f"drift after step {len(out.steps)}: the {which} reference moved; "
+                "using fresh samples"
+            )
+            out.notes.append(note)
+            self.emit("drift", f"{name}: {note}")
+            good, bad = self._refs(m, name)
+            out.cut = stats.cut_value(
+                stats.median(good), stats.median(bad), self.opt.factor, self.opt.delta
+            )
+
+    def _confirm(self, m: Measurer, out: BenchmarkOutcome) -> None:
+        """Measure culprit and parent interleaved (ABAB...) and test the difference."""
+        name = out.spec.name
+        culprit = out.culprit
+        assert culprit is not None
+        parents = self.commits[culprit].info.parents
+        if not parents:
+            out.notes.append("culprit is a root commit: nothing to confirm against")
+            return
+        parent = parents[0]
+        self.record(parent, "parent")
+        good, bad = self._refs(m, name)
+        worse_high = stats.median(bad) >= stats.median(good)
+        pairs = max(5, m.rounds_for(name, self.opt.confirm_samples))
+        for attempt in (1, 2):
+            par_blocks: list[list[float]] = []
+            cul_blocks: list[list[float]] = []
+            for i in range(pairs):
+                # ABBA order: a steady drift of the machine favours neither side.
+                order = (parent, culprit) if i % 2 == 0 else (culprit, parent)
+                for sha in order:
+                    before = len(m.samples(sha, name))
+                    m.add(sha, [name], 1)
+                    block = m.samples(sha, name)[before:]
+                    (par_blocks if sha == parent else cul_blocks).append(block)
+                if m.error(parent, name) or m.error(culprit, name):
+                    out.notes.append("confirmation could not measure the culprit or its parent")
+                    return
+            ok, comp = stats.confirms(par_blocks, cul_blocks, worse_high, self.opt.alpha)
+            out.confirmation = comp
+            out.confirmed = ok
+            if ok:
+                break
+            if attempt == 1:
+                self.emit(
+                    "more",
+                    f"{name}: confirmation unclear (p={comp.p_value:.2g}); "
+                    "measuring a fresh set of pairs",
+                )
+        verdict = "confirmed" if ok else "NOT confirmed"
+        self.emit(
+            "confirm",
+            f"{name}: culprit {culprit[:10]} {verdict} against its parent "
+            f"{parent[:10]}: {comp.ratio:.3f}x [{comp.ci_low:.3f}, {comp.ci_high:.3f}], "
+            f"p={comp.p_value:.2g}",
+        )
