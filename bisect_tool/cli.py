@@ -21,7 +21,7 @@ from . import __version__, report
 from .errors import EXIT_USAGE, Interrupted, SmbisectError, UsageError
 from .git import GitRepo
 from .runners import AsvRunner, AsvSettings, CommandRunner, Runner
-from .session import BisectOptions, Event, Session, SessionResult
+from .session import BisectOptions, Event, Session, SessionResult, resolve_range
 from .store import MeasurementStore, default_cache_dir
 
 
@@ -101,6 +101,7 @@ def bisect(
         if out and not Path(out).resolve().parent.is_dir():
             raise UsageError(f"cannot write {out}: its directory does not exist")
     repo = GitRepo(repo_path)
+    resolve_range(repo, good, bad)  # fail fast, before an asv suite is discovered
     runner: Runner
     if cmd is not None:
         runner = CommandRunner(cmd, metric, timeout)

@@ -122,6 +122,19 @@ def select_benchmarks(
     return chosen
 
 
+def resolve_range(repo: GitRepo, good: str, bad: str) -> tuple[str, str]:
+    """Full shas of good and bad, checked to form a range git bisect can walk."""
+    good_sha = repo.resolve(good, "--good")
+    bad_sha = repo.resolve(bad, "--bad")
+    if good_sha == bad_sha:
+        raise UsageError(f"--good and --bad are the same commit ({good_sha[:10]})")
+    if not repo.is_ancestor(good_sha, bad_sha):
+        raise UsageError(
+            f"--good {good} is not an ancestor of --bad {bad}; bisect needs good to come first"
+        )
+    return good_sha, bad_sha
+
+
 class Measurer:
     """Measures commits on demand, through the store, so nothing is measured twice."""
 
@@ -204,15 +217,7 @@ class Session:
         self.store = store
         self.opt = options
         self.on_event = on_event or (lambda e: None)
-        self.good = repo.resolve(options.good, "--good")
-        self.bad = repo.resolve(options.bad, "--bad")
-        if self.good == self.bad:
-            raise UsageError(f"--good and --bad are the same commit ({self.good[:10]})")
-        if not repo.is_ancestor(self.good, self.bad):
-            raise UsageError(
-                f"--good {options.good} is not an ancestor of --bad {options.bad}; "
-                "bisect needs good to come before bad"
-            )
+        self.good, self.bad = resolve_range(repo, options.good, options.bad)
         self.range_commits = repo.commits_between(self.good, self.bad)
         self.commits: dict[str, CommitRecord] = {}
         self.skipped: dict[str, str] = {}
