@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import click
 
 from . import __version__, report
-from .errors import EXIT_USAGE, Interrupted, SmbisectError, UsageError
+from .errors import EXIT_ERROR, EXIT_USAGE, Interrupted, SmbisectError, UsageError
 from .git import GitRepo
 from .runners import AsvRunner, AsvSettings, CommandRunner, Runner
 from .session import BisectOptions, Event, Session, SessionResult, resolve_range
@@ -50,6 +51,14 @@ def run_guarded(func: Callable[[], int]) -> int:
     except SmbisectError as exc:
         click.echo(f"smbisect: error: {exc}", err=True)
         return exc.exit_code
+    except Exception as exc:  # a bug of ours: still one line, but say where to look
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        click.echo(
+            f"smbisect: internal error: {type(exc).__name__}: {exc} "
+            f"(at {Path(where.filename).name}:{where.lineno}); please report it",
+            err=True,
+        )
+        return EXIT_ERROR
 
 
 def _echo_event(verbosity: int) -> Callable[[Event], None]:

@@ -155,6 +155,12 @@ def culprit_lines(result: SessionResult, outcome: BenchmarkOutcome) -> list[str]
 
 def terminal_report(result: SessionResult) -> str:
     parts = ["", "Endpoints (good vs bad):", reference_table(result.outcomes), ""]
+    if not result.bisected:
+        parts.append(
+            "No benchmark is worse at bad than at good beyond the threshold and the "
+            "noise: nothing to bisect."
+        )
+        parts.append("")
     for o in result.bisected:
         parts.append(f"Commits measured for {o.spec.name}:")
         parts.append(steps_table(result, o))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -19,10 +20,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import EnvironmentProblem, MeasurementFailed, UsageError
 from .git import GitRepo
@@ -321,6 +322,23 @@ class AsvRunner:
         return self._specs
 
     def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
+        """One asv run with `rounds` rounds; or, for track_/peakmem_ benchmarks, one asv run per
+        round, because asv keeps a single value (the last round's) for those."""
+        per_round = {s.name: s.samples_per_round for s in self.list_benchmarks()}
+        if all(per_round.get(n, 1) > 1 for n in names):
+            return self._run_once(worktree, commit, names, rounds)
+        batch = Batch()
+        for _ in range(rounds):
+            part = self._run_once(worktree, commit, names, 1)
+            for name, samples in part.samples.items():
+                batch.samples.setdefault(name, []).extend(samples)
+            for name, err in part.errors.items():
+                batch.errors.setdefault(name, err)
+        for name in list(batch.errors):
+            batch.samples.pop(name, None)  # a benchmark that failed once is not trusted
+        return batch
+
+    def _run_once(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
         from asv.results import iter_results_for_machine_and_hash
 
         regexes: list[str] = []
@@ -365,10 +383,8 @@ class AsvRunner:
         batch = Batch()
         for result in results:
             for key in result.get_all_result_keys():
-                params = result.get_result_params(key)
-                values = result.get_result_samples(key, params)
                 stderr = (result.stderr or {}).get(key, "")
-                for label, samples in _expand_params(key, params, values, result, params):
+                for label, samples in _expand_params(result, key):
                     if label not in names:
                         continue
                     if samples:
@@ -381,23 +397,19 @@ class AsvRunner:
         return batch
 
 
-def _expand_params(key, params, samples, result, _params):  # type: ignore[no-untyped-def]
-    """Yield (name(param, ...), samples) for each parameter combination of a benchmark."""
-    import itertools
+def _expand_params(result: Any, key: str) -> Iterator[tuple[str, list[float]]]:
+    """Yield (asv name with parameters, samples) for each parameter combination of a result.
 
-    if not params:
-        vals = samples if samples is not None else None
-        if vals is None:
-            value = result.get_result_value(key, params)
-            vals = [value] if isinstance(value, (int, float)) and value is not None else None
-        yield key, _clean(vals)
-        return
+    asv stores one entry per combination (a single one for plain benchmarks); raw samples are
+    there when --record-samples was given, else only the value (the median).
+    """
+    params = result.get_result_params(key) or []
     combos = list(itertools.product(*params))
-    value_list = result.get_result_value(key, params) or [None] * len(combos)
-    sample_list = samples or [None] * len(combos)
-    for combo, s, v in zip(combos, sample_list, value_list, strict=False):
-        label = f"{key}({', '.join(combo)})"
-        chosen = s if s else ([v] if v is not None else None)
+    values = result.get_result_value(key, params) or [None] * len(combos)
+    samples = result.get_result_samples(key, params) or [None] * len(combos)
+    for combo, sample, value in zip(combos, samples, values, strict=False):
+        label = f"{key}({', '.join(combo)})" if params else key
+        chosen = sample if sample else ([value] if value is not None else None)
         yield label, _clean(chosen)
 
 
@@ -408,8 +420,6 @@ def _clean(values: Sequence[float | None] | None) -> list[float]:
 
 
 def _specs_from_benchmarks_json(data: dict[str, object], repeat: int) -> list[BenchmarkSpec]:
-    import itertools
-
     specs = []
     for name, info in sorted(data.items()):
         if name == "version" or not isinstance(info, dict):

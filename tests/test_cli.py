@@ -30,8 +30,9 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def make_history(root: Path, costs: list[float], bench: str = BENCH,
-                 broken: set[int] = frozenset()) -> list[str]:
+def make_history(
+    root: Path, costs: list[float], bench: str = BENCH, broken: set[int] = frozenset()
+) -> list[str]:
     """One commit per cost (commit 0 is the good baseline); returns shas oldest first."""
     root.mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
@@ -48,18 +49,25 @@ def make_history(root: Path, costs: list[float], bench: str = BENCH,
         elif marker.exists():
             marker.unlink()
         git(root, "add", "-A")
-        env = {**os.environ, "GIT_AUTHOR_DATE": f"{1_700_000_000 + i * 60} +0000",
-               "GIT_COMMITTER_DATE": f"{1_700_000_000 + i * 60} +0000"}
-        subprocess.run(["git", "commit", "-q", "-m", f"change {i}"], cwd=root, check=True,
-                       env=env)
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_DATE": f"{1_700_000_000 + i * 60} +0000",
+            "GIT_COMMITTER_DATE": f"{1_700_000_000 + i * 60} +0000",
+        }
+        subprocess.run(["git", "commit", "-q", "-m", f"change {i}"], cwd=root, check=True, env=env)
         shas.append(git(root, "rev-parse", "HEAD"))
     return shas
 
 
 def smbisect(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bisect_tool", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "bisect_tool", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def repo_state(repo: Path) -> dict[str, str]:
@@ -71,9 +79,13 @@ def repo_state(repo: Path) -> dict[str, str]:
         "refs": git(repo, "for-each-ref"),
         "stash": git(repo, "stash", "list"),
         "worktrees": git(repo, "worktree", "list", "--porcelain"),
-        "files": "\n".join(sorted(
-            f"{p.relative_to(repo)}:{p.read_bytes().hex()}"
-            for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts)),
+        "files": "\n".join(
+            sorted(
+                f"{p.relative_to(repo)}:{p.read_bytes().hex()}"
+                for p in repo.rglob("*")
+                if p.is_file() and ".git" not in p.parts
+            )
+        ),
     }
 
 
@@ -95,9 +107,21 @@ def test_cmd_bisect_names_culprit_and_leaves_checkout_alone(user_repo, tmp_path)
     before = repo_state(repo)
     out_json = tmp_path / "result.json"
     out_md = tmp_path / "result.md"
-    res = smbisect("--good", shas[0], "--cmd", f"{sys.executable} bench.py", "--metric",
-                   "stdout", "--json", str(out_json), "--report", str(out_md),
-                   "--cache-dir", str(tmp_path / "cache"), cwd=repo)
+    res = smbisect(
+        "--good",
+        shas[0],
+        "--cmd",
+        f"{sys.executable} bench.py",
+        "--metric",
+        "stdout",
+        "--json",
+        str(out_json),
+        "--report",
+        str(out_md),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        cwd=repo,
+    )
     assert res.returncode == 0, res.stderr
     assert repo_state(repo) == before
     data = json.loads(out_json.read_text())
@@ -121,9 +145,19 @@ def test_failing_commits_are_skipped_and_reported(tmp_path):
     repo = tmp_path / "proj"
     shas = make_history(repo, costs, broken={5, 6})
     out_json = tmp_path / "r.json"
-    res = smbisect("--good", shas[0], "--cmd", f"{sys.executable} bench.py", "--metric",
-                   "stdout", "--json", str(out_json), "--cache-dir", str(tmp_path / "c"),
-                   cwd=repo)
+    res = smbisect(
+        "--good",
+        shas[0],
+        "--cmd",
+        f"{sys.executable} bench.py",
+        "--metric",
+        "stdout",
+        "--json",
+        str(out_json),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        cwd=repo,
+    )
     data = json.loads(out_json.read_text())
     skipped = {s["sha"]: s["error"] for s in data["skipped"]}
     if res.returncode == 0:
@@ -141,9 +175,19 @@ def test_regression_that_does_not_reproduce_exits_3(tmp_path):
     repo = tmp_path / "proj"
     shas = make_history(repo, [1.0] * 6)
     out_json = tmp_path / "r.json"
-    res = smbisect("--good", shas[0], "--cmd", f"{sys.executable} bench.py", "--metric",
-                   "stdout", "--json", str(out_json), "--cache-dir", str(tmp_path / "c"),
-                   cwd=repo)
+    res = smbisect(
+        "--good",
+        shas[0],
+        "--cmd",
+        f"{sys.executable} bench.py",
+        "--metric",
+        "stdout",
+        "--json",
+        str(out_json),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        cwd=repo,
+    )
     assert res.returncode == 3, res.stderr
     data = json.loads(out_json.read_text())
     assert data["culprits"] == []
@@ -154,8 +198,17 @@ def test_regression_that_does_not_reproduce_exits_3(tmp_path):
 def test_wall_time_metric_finds_a_slower_sleep(tmp_path):
     repo = tmp_path / "proj"
     shas = make_history(repo, [0.01] * 4 + [0.06] * 4, bench=SLOW_BENCH)
-    res = smbisect("--good", shas[0], "--cmd", f"{sys.executable} bench.py", "--json",
-                   str(tmp_path / "r.json"), "--cache-dir", str(tmp_path / "c"), cwd=repo)
+    res = smbisect(
+        "--good",
+        shas[0],
+        "--cmd",
+        f"{sys.executable} bench.py",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        cwd=repo,
+    )
     assert res.returncode == 0, res.stderr
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["culprits"][0]["sha"] == shas[4]
@@ -164,8 +217,19 @@ def test_wall_time_metric_finds_a_slower_sleep(tmp_path):
 def test_threshold_factor_above_the_regression_means_no_bisect(tmp_path):
     repo = tmp_path / "proj"
     shas = make_history(repo, [1.0] * 3 + [1.3] * 3)
-    res = smbisect("--good", shas[0], "--cmd", f"{sys.executable} bench.py", "--metric",
-                   "stdout", "--threshold", "1.5", "--cache-dir", str(tmp_path / "c"), cwd=repo)
+    res = smbisect(
+        "--good",
+        shas[0],
+        "--cmd",
+        f"{sys.executable} bench.py",
+        "--metric",
+        "stdout",
+        "--threshold",
+        "1.5",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        cwd=repo,
+    )
     assert res.returncode == 3, res.stderr
 
 
@@ -174,8 +238,16 @@ def test_cache_is_reused_by_a_second_run(tmp_path):
     runs = tmp_path / "runs.log"
     counting = BENCH + f"open({str(runs)!r}, 'a').write('run\\n')\n"
     shas = make_history(repo, [1.0] * 4 + [2.0] * 4, bench=counting)
-    args = ("--good", shas[0], "--cmd", f"{sys.executable} bench.py", "--metric", "stdout",
-            "--cache-dir", str(tmp_path / "c"))
+    args = (
+        "--good",
+        shas[0],
+        "--cmd",
+        f"{sys.executable} bench.py",
+        "--metric",
+        "stdout",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    )
 
     def count() -> int:
         return len(runs.read_text().splitlines()) if runs.exists() else 0
@@ -191,8 +263,9 @@ def test_cache_is_reused_by_a_second_run(tmp_path):
     after = json.loads(cache_file.read_text())["entries"]
     # endpoints and bisect steps come from the cache; only the confirmation of the culprit
     # against its parent is measured afresh (it must be interleaved to mean anything)
-    grown = {json.loads(k)[2] for k in entries
-             if len(after[k]["samples"]) > len(entries[k]["samples"])}
+    grown = {
+        json.loads(k)[2] for k in entries if len(after[k]["samples"]) > len(entries[k]["samples"])
+    }
     assert grown == {shas[4], shas[3]}
     third = smbisect(*args, "--no-cache", cwd=repo)
     assert third.returncode == 0, third.stderr
@@ -212,8 +285,10 @@ def test_cache_is_reused_by_a_second_run(tmp_path):
         (["--good", "HEAD~2", "--cmd", "x", "--json", "/no/such/dir/r.json"], "does not exist"),
         (["--good", "HEAD~2"], "no asv config"),
         (["--good", "HEAD~2", "--cmd", "x", "--bench", "y"], "cannot be combined"),
-        (["--good", "HEAD~2", "--cmd", "x", "--metric", "stdout", "--threshold-ms", "5"],
-         "needs --metric time"),
+        (
+            ["--good", "HEAD~2", "--cmd", "x", "--metric", "stdout", "--threshold-ms", "5"],
+            "needs --metric time",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
@@ -243,9 +318,23 @@ def test_missing_good_prints_help_and_exits_2(tmp_path):
 
 def _start(repo: Path, tmp_path: Path, good: str, bad: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "bisect_tool", "--good", good, "--bad", bad, "--cmd",
-         f"{sys.executable} bench.py", "--cache-dir", str(tmp_path / "c")],
-        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "bisect_tool",
+            "--good",
+            good,
+            "--bad",
+            bad,
+            "--cmd",
+            f"{sys.executable} bench.py",
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         stdin=subprocess.DEVNULL,
     )
 
@@ -265,8 +354,11 @@ def _wait_for_step(proc: subprocess.Popen[str], timeout: float = 120) -> str:
 
 
 def _smbisect_worktrees(repo: Path) -> list[str]:
-    return [ln for ln in git(repo, "worktree", "list", "--porcelain").splitlines()
-            if ln.startswith("worktree ") and "smbisect-wt-" in ln]
+    return [
+        ln
+        for ln in git(repo, "worktree", "list", "--porcelain").splitlines()
+        if ln.startswith("worktree ") and "smbisect-wt-" in ln
+    ]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -298,8 +390,17 @@ def test_worktree_left_by_a_killed_run_is_removed_by_the_next(tmp_path):
     proc.communicate(timeout=30)
     left = _smbisect_worktrees(repo)
     assert len(left) == 1
-    res = smbisect("--good", "HEAD~3", "--cmd", f"{sys.executable} bench.py",
-                   "--threshold", "1.5", "--cache-dir", str(tmp_path / "c2"), cwd=repo)
+    res = smbisect(
+        "--good",
+        "HEAD~3",
+        "--cmd",
+        f"{sys.executable} bench.py",
+        "--threshold",
+        "1.5",
+        "--cache-dir",
+        str(tmp_path / "c2"),
+        cwd=repo,
+    )
     assert res.returncode in (0, 3, 4), res.stderr
     assert _smbisect_worktrees(repo) == []
     assert not Path(left[0].split(" ", 1)[1]).exists()
