@@ -43,6 +43,7 @@ class BenchmarkSpec:
     unit: str = "seconds"
     worse_is_higher: bool | None = True  # None: either direction counts as the regression
     samples_per_round: int = 1  # how many samples one round (one process) yields
+    kind: str = "time"  # asv's benchmark type: time, peakmem, mem, track; "command" for --cmd
 
 
 @dataclass
@@ -150,8 +151,8 @@ class CommandRunner:
 
     def list_benchmarks(self) -> list[BenchmarkSpec]:
         if self.metric == "time":
-            return [BenchmarkSpec(self.command, "seconds", True)]
-        return [BenchmarkSpec(self.command, "value", None)]
+            return [BenchmarkSpec(self.command, "seconds", True, 1, "command")]
+        return [BenchmarkSpec(self.command, "value", None, 1, "command")]
 
     def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
         samples: list[float] = []
@@ -432,9 +433,9 @@ def _specs_from_benchmarks_json(data: dict[str, object], repeat: int) -> list[Be
         if params:
             for combo in itertools.product(*params):
                 label = f"{name}({', '.join(combo)})"
-                specs.append(BenchmarkSpec(label, unit, worse_high, per_round))
+                specs.append(BenchmarkSpec(label, unit, worse_high, per_round, kind))
         else:
-            specs.append(BenchmarkSpec(name, unit, worse_high, per_round))
+            specs.append(BenchmarkSpec(name, unit, worse_high, per_round, kind))
     return specs
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import subprocess
 import tempfile
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,3 +157,372 @@ def test_culprit_position(git_repo_factory, n, culprit):
     assert_bisect_used_git(result, repo.shas[culprit])
     # the confirmation measured the culprit against its real parent
     assert {repo.shas[culprit - 1], repo.shas[culprit]} <= runner.commits_measured()
+
+
+def test_samples_per_round_is_honoured(git_repo_factory):
+    # One round (one process) yields 4 samples, as asv's repeat does.
+    repo = linear_history(git_repo_factory, 10, {6: {BENCH: 1.6}})
+    runner = FakeRunner([BenchmarkSpec(BENCH, samples_per_round=4)])
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
+    (out,) = result.outcomes
+    assert out.culprit == repo.shas[6] and out.confirmed
+    # the endpoints got (at least) the 10 reference samples with 3 rounds, not 10 rounds each
+    for ref in (repo.shas[0], repo.shas[-1]):
+        assert len(result.samples[ref][BENCH]) >= 10
+        ref_rounds = sum(c.rounds for c in runner.calls if c.commit == ref)
+        assert ref_rounds < 10
+
+
+def git_bisect_reference(repo, tmp_path: Path, good: str, bad: str, good_line: str):
+    """What plain `git bisect run` does on a clone, with "good" meaning cost.txt has good_line.
+
+    Returns the commits it tested, in order, and its first bad commit."""
+    clone = tmp_path / "reference-clone"
+    repo.git("clone", "--quiet", "--no-hardlinks", str(repo.path), str(clone))
+    env = repo.env()
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=clone, env=env, capture_output=True, text=True, check=True
+        ).stdout
+
+    git("bisect", "start", bad, good)
+    git("bisect", "run", "grep", "-qxF", good_line, "cost.txt")
+    log = git("bisect", "log")
+    tested = [
+        line.split()[3]
+        for line in log.splitlines()
+        if line.startswith(("git bisect good ", "git bisect bad "))
+    ]
+    (culprit,) = [
+        line.split("[")[1].split("]")[0]
+        for line in log.splitlines()
+        if line.startswith("# first bad commit:")
+    ]
+    return tested, culprit
+
+
+def merge_heavy_history(factory, regress_branch: int, regress_commit: int):
+    """main with four feature branches merged --no-ff, main moving on between them.
+
+    Branch `regress_branch`'s commit `regress_commit` raises the cost; returns (repo, culprit)."""
+    repo = factory([("initial", {"cost.txt": cost_file({BENCH: 1.0}), "main.txt": "0\n"})])
+    culprit = None
+    for b in range(4):
+        start = repo.rev("main~1") if b == 2 else repo.rev("main")  # one branch forks earlier
+        repo.branch(f"feature-{b}", start)
+        for j in range(3):
+            files = {f"feature_{b}.txt": f"{j}\n"}
+            if (b, j) == (regress_branch, regress_commit):
+                files["cost.txt"] = cost_file({BENCH: 2.0})
+            sha = repo.commit(f"feature {b} part {j}", files)
+            if (b, j) == (regress_branch, regress_commit):
+                culprit = sha
+        repo.checkout("main")
+        repo.commit(f"main work {b}", {"main.txt": f"{b + 1}\n"})
+        repo.merge(f"feature-{b}")
+        repo.commit(f"after merge {b}", {"main.txt": f"after {b}\n"})
+    return repo, culprit
+
+
+@pytest.mark.parametrize(("branch", "commit"), [(1, 1), (2, 0), (3, 2)])
+def test_merge_heavy_history(git_repo_factory, tmp_path, branch, commit):
+    repo, culprit = merge_heavy_history(git_repo_factory, branch, commit)
+    good, bad = repo.log()[0], repo.rev("main")
+    assert len(repo.git("rev-list", "--merges", f"{good}..{bad}").split()) == 4
+    runner = FakeRunner()
+    result = run_session(repo, runner, good, bad)
+    assert result.exit_code == EXIT_CULPRIT
+    (out,) = result.outcomes
+    assert out.culprit == culprit
+    assert out.confirmed
+    assert_bisect_used_git(result, culprit)
+    # The steps are exactly the commits git bisect itself picks given the same answers.
+    tested, git_culprit = git_bisect_reference(repo, tmp_path, good, bad, f"{BENCH} {1.0!r}")
+    assert git_culprit == culprit
+    assert out.steps == tested
+
+
+# -- commits that cannot be measured -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("broken", "candidates"),
+    [pytest.param(6, {6, 7}, id="parent-broken"), pytest.param(7, {7, 8}, id="culprit-broken")],
+)
+def test_failures_next_to_the_culprit_leave_candidates(git_repo_factory, broken, candidates):
+    repo = linear_history(git_repo_factory, 12, {7: {BENCH: 2.0}}, broken=[broken])
+    result = run_session(repo, FakeRunner(), repo.shas[0], repo.shas[-1])
+    assert result.exit_code == EXIT_NO_SINGLE_CULPRIT
+    (out,) = result.outcomes
+    assert out.reproduces
+    assert out.culprit is None
+    assert set(out.candidates) == {repo.shas[i] for i in candidates}
+    assert set(result.skipped) == {repo.shas[broken]}
+    assert "broken" in result.skipped[repo.shas[broken]]
+    rec = result.commits[repo.shas[broken]]
+    assert rec.verdicts[BENCH] is Verdict.SKIP and rec.error
+
+
+def test_failures_far_from_the_culprit_are_skipped(git_repo_factory):
+    broken = range(10, 21)
+    repo = linear_history(git_repo_factory, 30, {27: {BENCH: 2.0}}, broken=broken)
+    result = run_session(repo, FakeRunner(), repo.shas[0], repo.shas[-1])
+    assert result.exit_code == EXIT_CULPRIT
+    (out,) = result.outcomes
+    assert out.culprit == repo.shas[27] and out.confirmed
+    assert result.skipped  # bisect did land in the broken stretch...
+    assert set(result.skipped) <= {repo.shas[i] for i in broken}  # ...and only there
+    for sha in result.skipped:
+        assert f"git bisect skip {sha}" in out.bisect_log
+
+
+# -- no regression -------------------------------------------------------------------------------
+
+
+def test_regression_that_does_not_reproduce_is_not_bisected(git_repo_factory):
+    # cost rises in the middle and comes back down: good and bad measure the same
+    repo = linear_history(git_repo_factory, 10, {4: {BENCH: 2.0}, 7: {BENCH: 1.0}})
+    runner = FakeRunner()
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
+    assert result.exit_code == EXIT_NOT_REPRODUCED
+    (out,) = result.outcomes
+    assert not out.reproduces
+    assert out.steps == [] and out.culprit is None and out.bisect_log == ""
+    assert runner.commits_measured() == {repo.shas[0], repo.shas[-1]}
+
+
+def test_an_improvement_is_not_a_regression_of_a_time(git_repo_factory):
+    repo = linear_history(git_repo_factory, 8, {3: {BENCH: 0.5}})
+    runner = FakeRunner()
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
+    assert result.exit_code == EXIT_NOT_REPRODUCED
+    assert runner.commits_measured() == {repo.shas[0], repo.shas[-1]}
+
+
+def test_throughput_drop_is_bisected(git_repo_factory):
+    name = "model.track_tokens_per_s"
+    repo = linear_history(git_repo_factory, 10, {6: {name: 60.0}}, base={name: 100.0})
+    spec = BenchmarkSpec(name, unit="tokens/s", worse_is_higher=False)
+    result = run_session(repo, FakeRunner([spec]), repo.shas[0], repo.shas[-1])
+    assert result.exit_code == EXIT_CULPRIT
+    (out,) = result.outcomes
+    assert out.culprit == repo.shas[6] and out.confirmed
+    assert out.confirmation is not None and out.confirmation.ratio < 1
+
+
+# -- several benchmarks ----------------------------------------------------------------------------
+
+
+def test_several_benchmarks_share_measurements(git_repo_factory):
+    a, b, c = "suite.time_a", "suite.time_b", "suite.time_c"
+    repo = linear_history(
+        git_repo_factory,
+        20,
+        {5: {a: 2.0}, 14: {b: 3.0}},
+        base={a: 1.0, b: 1.0, c: 1.0},
+    )
+    runner = FakeRunner([BenchmarkSpec(a), BenchmarkSpec(b), BenchmarkSpec(c)])
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
+    assert result.exit_code == EXIT_CULPRIT
+    by_name = {o.spec.name: o for o in result.outcomes}
+    assert by_name[a].culprit == repo.shas[5] and by_name[a].confirmed
+    assert by_name[b].culprit == repo.shas[14] and by_name[b].confirmed
+    assert not by_name[c].reproduces and by_name[c].culprit is None
+    assert {o.spec.name for o in result.bisected} == {a, b}
+
+    steps_a, steps_b = set(by_name[a].steps), set(by_name[b].steps)
+    assert steps_a & steps_b  # both bisects start at the same midpoint, at least
+    endpoints = {repo.shas[0], repo.shas[-1]}
+    for sha in steps_a | steps_b:
+        # one measurement of the initial sample set, for both regressed benchmarks together;
+        # later calls are the single-round blocks of a confirmation
+        sample_sets = [call for call in runner.calls if call.commit == sha and call.rounds > 1]
+        assert len(sample_sets) == 1, sha
+        assert set(sample_sets[0].names) == {a, b}
+    # the benchmark that did not regress is measured at the endpoints only
+    assert {call.commit for call in runner.calls if c in call.names} == endpoints
+
+
+def test_a_second_session_reuses_the_store(git_repo_factory):
+    repo = linear_history(git_repo_factory, 12, {8: {BENCH: 2.0}})
+    store = MeasurementStore(None)
+    options = BisectOptions(good=repo.shas[0], bad=repo.shas[-1])
+    first = Session(GitRepo(repo.path), FakeRunner(seed=1), store, options).run()
+    runner = FakeRunner(seed=2)
+    second = Session(GitRepo(repo.path), runner, store, options).run()
+    assert first.outcomes[0].culprit == second.outcomes[0].culprit == repo.shas[8]
+    # nothing but the confirmation (always fresh, single rounds) is measured again
+    assert runner.calls
+    assert {c.commit for c in runner.calls} == {repo.shas[7], repo.shas[8]}
+    assert all(c.rounds == 1 for c in runner.calls)
+
+
+# -- noise, drift, step count ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("seed", "culprit"), [(0, 9), (1, 3), (2, 15), (3, 12)])
+def test_noisy_measurements(git_repo_factory, seed, culprit):
+    repo = linear_history(git_repo_factory, 20, {culprit: {BENCH: 1.5}})
+    runner = FakeRunner(noise=0.15, seed=seed)
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
+    (out,) = result.outcomes
+    assert out.culprit == repo.shas[culprit]
+    assert result.exit_code == EXIT_CULPRIT
+
+
+def test_machine_slowing_down(git_repo_factory):
+    # every measurement comes out 2% slower than the one before: by the end of the run the
+    # good commit measures slower than the bad commit did at the start
+    repo = linear_history(git_repo_factory, 30, {19: {BENCH: 1.5}})
+    runner = FakeRunner(noise=0.02, drift_per_call=0.02, seed=5)
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1], drift_every=2)
+    (out,) = result.outcomes
+    assert out.culprit == repo.shas[19]
+    assert result.exit_code == EXIT_CULPRIT
+    assert any("drift" in note for note in out.notes)  # the drift was seen and handled
+    assert 1 + 0.02 * len(runner.calls) > 1.5
+
+
+@pytest.mark.parametrize(("n", "culprit"), [(2, 1), (7, 4), (16, 11), (33, 20), (33, 1), (40, 40)])
+def test_step_count_is_logarithmic(git_repo_factory, n, culprit):
+    repo = linear_history(git_repo_factory, n, {culprit: {BENCH: 2.0}})
+    runner = FakeRunner()
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
+    (out,) = result.outcomes
+    assert out.culprit == repo.shas[culprit]
+    assert len(set(out.steps)) <= math.ceil(math.log2(n)) + 1
+    # nothing else was measured besides endpoints, steps and the confirmation pair
+    allowed = {repo.shas[0], repo.shas[-1], repo.shas[culprit], repo.shas[culprit - 1]}
+    assert runner.commits_measured() <= allowed | set(out.steps)
+
+
+# -- usage errors --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_repo(git_repo_factory):
+    repo = linear_history(git_repo_factory, 6, {3: {BENCH: 2.0}})
+    repo.branch("side", repo.shas[2])
+    repo.shas.append(repo.commit("side work", {"side.txt": "x\n"}))  # shas[7]: not on main
+    repo.checkout("main")
+    return repo
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "message"),
+    [
+        pytest.param(0, 0, "same commit", id="good-is-bad"),
+        pytest.param(0, "main", None, id="good-is-bad-by-name"),
+        pytest.param(5, 2, "ancestor", id="good-after-bad"),
+        pytest.param(7, 6, "ancestor", id="good-on-a-side-branch"),
+        pytest.param("no-such-branch", 6, "no-such-branch", id="unknown-good"),
+        pytest.param(0, "deadbeef" * 5, None, id="unknown-bad-sha"),
+        pytest.param("--output=/tmp/x", 6, None, id="option-like-revision"),
+    ],
+)
+def test_invalid_range_is_a_usage_error(small_repo, good, bad, message):
+    def rev(x):
+        return small_repo.shas[x] if isinstance(x, int) else x
+
+    if bad == "main":
+        good = 6
+    before = small_repo.snapshot()
+    runner = FakeRunner()
+    with pytest.raises(UsageError, match=message) as exc:
+        options = BisectOptions(good=rev(good), bad=rev(bad))
+        Session(GitRepo(small_repo.path), runner, MeasurementStore(None), options).run()
+    assert exc.value.exit_code == 2
+    assert runner.calls == []
+    assert small_repo.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("patterns", "message"),
+    [(("time_(",), "not a valid regular expression"), (("nothing_like_this",), "matches no")],
+)
+def test_bad_bench_pattern_is_a_usage_error(small_repo, patterns, message):
+    before = small_repo.snapshot()
+    runner = FakeRunner()
+    options = BisectOptions(small_repo.shas[0], small_repo.shas[6], bench_patterns=patterns)
+    session = Session(GitRepo(small_repo.path), runner, MeasurementStore(None), options)
+    with pytest.raises(UsageError, match=message):
+        session.run()
+    assert runner.calls == []
+    assert small_repo.snapshot() == before
+
+
+def test_bench_pattern_selects_benchmarks(git_repo_factory):
+    a, b = "suite.time_a", "suite.time_b"
+    repo = linear_history(git_repo_factory, 8, {3: {a: 2.0}, 5: {b: 2.0}}, base={a: 1, b: 1})
+    runner = FakeRunner([BenchmarkSpec(a), BenchmarkSpec(b)])
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1], bench_patterns=("_b$",))
+    assert [o.spec.name for o in result.outcomes] == [b]
+    assert result.outcomes[0].culprit == repo.shas[5]
+    assert all(call.names == (b,) for call in runner.calls)
+
+
+# -- the user's repository -----------------------------------------------------------------------
+
+
+def worktree_files(root: Path) -> dict[Path, bytes]:
+    """Contents of every file of a checkout, outside .git."""
+    return {
+        p: p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """Point tempfile at a private directory, to check nothing is left behind in it."""
+    d = tmp_path / "tmpdir"
+    d.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
+    return d
+
+
+def test_user_repository_is_untouched(git_repo_factory, private_tmp):
+    repo = linear_history(git_repo_factory, 10, {6: {BENCH: 2.0}})
+    repo.git("tag", "v1", repo.shas[2])
+    (repo.path / ".gitignore").write_text("*.log\n")
+    repo.commit("ignore logs", {".gitignore": "*.log\n"})
+    # a stash entry, then a dirty checkout of a topic branch: staged, unstaged, untracked, ignored
+    (repo.path / "notes.txt").write_text("stashed edit\n")
+    repo.git("stash", "push", "--quiet", "-m", "my stash")
+    repo.branch("topic", repo.shas[4])
+    (repo.path / "cost.txt").write_text("bench.time_it 99.0\n")
+    repo.git("add", "cost.txt")
+    (repo.path / "notes.txt").write_text("unstaged edit\n")
+    (repo.path / "untracked.txt").write_text("new\n")
+    (repo.path / "build.log").write_text("ignored\n")
+    before = repo.snapshot()
+    files_before = worktree_files(repo.path)
+
+    result = run_session(repo, FakeRunner(), repo.shas[0], "main")
+
+    assert result.outcomes[0].culprit == repo.shas[6]
+    assert repo.snapshot() == before
+    assert worktree_files(repo.path) == files_before
+    assert list(private_tmp.iterdir()) == []  # the private worktree is gone too
+
+
+def test_user_bisect_in_progress_is_untouched(git_repo_factory, private_tmp):
+    repo = linear_history(git_repo_factory, 16, {11: {BENCH: 2.0}})
+    # the user is bisecting something else, over part of the same history, half way through
+    repo.git("bisect", "start", repo.shas[14], repo.shas[2])
+    repo.git("bisect", "good")
+    user_next = repo.rev("HEAD")
+    before = repo.snapshot()
+    assert "refs/bisect/bad" in before["refs"] and before["BISECT_LOG"] != "<absent>"
+
+    result = run_session(repo, FakeRunner(), repo.shas[0], repo.shas[-1])
+
+    assert result.outcomes[0].culprit == repo.shas[11]
+    assert repo.snapshot() == before
+    assert list(private_tmp.iterdir()) == []
+    # and their bisect carries on from where it was
+    assert repo.rev("HEAD") == user_next
+    repo.git("bisect", "run", "grep", "-qxF", f"{BENCH} {1.0!r}", "cost.txt")
+    assert f"# first bad commit: [{repo.shas[11]}]" in repo.git("bisect", "log")
