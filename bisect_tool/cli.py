@@ -13,6 +13,7 @@ import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from . import __version__, report
 from .errors import EXIT_ERROR, EXIT_USAGE, Interrupted, SmbisectError, UsageError
 from .git import GitRepo
 from .runners import AsvRunner, AsvSettings, CommandRunner, Runner
-from .session import BisectOptions, Event, Session, SessionResult, resolve_range
+from .session import BisectOptions, Event, Session, SessionResult, check_commit, resolve_range
 from .store import MeasurementStore, default_cache_dir
 
 
@@ -72,54 +73,86 @@ def _echo_event(verbosity: int) -> Callable[[Event], None]:
     return echo
 
 
-def bisect(
-    *,
-    repo_path: str,
-    good: str,
-    bad: str,
-    bench: tuple[str, ...],
-    cmd: str | None,
-    metric: str,
-    threshold: float | None,
-    threshold_ms: float | None,
-    config: str,
-    suite_rev: str,
-    python: str,
-    timeout: float,
-    json_path: str | None,
-    report_path: str | None,
-    no_cache: bool,
-    cache_dir: str | None,
-    verbosity: int,
-    scratch: Path,
-) -> SessionResult:
-    """Build the parts from options and run one bisect session; returns the result."""
+@dataclass(frozen=True)
+class RunnerChoice:
+    """How commits are measured: a command, or the repository's asv suite."""
+
+    cmd: str | None = None
+    metric: str = "time"
+    config: str = "asv.conf.json"
+    suite_rev: str = "HEAD"
+    python: str = "same"
+    timeout: float = 600.0
+    asv_results: str | None = "auto"
+
+
+def check_thresholds(threshold: float | None, threshold_ms: float | None, metric: str) -> None:
     if threshold is not None and threshold <= 1.0:
         raise UsageError(f"--threshold must be a factor above 1.0 (e.g. 1.2), not {threshold}")
     if threshold is not None and threshold_ms is not None:
         raise UsageError("give --threshold or --threshold-ms, not both")
     if threshold_ms is not None and threshold_ms <= 0:
         raise UsageError(f"--threshold-ms must be positive, not {threshold_ms}")
-    if cmd is not None and bench:
-        raise UsageError("--bench selects asv benchmarks; it cannot be combined with --cmd")
-    if metric != "time" and cmd is None:
-        raise UsageError("--metric applies to --cmd only")
     if threshold_ms is not None and metric != "time":
         raise UsageError("--threshold-ms needs --metric time")
-    for out in (json_path, report_path):
+
+
+def check_outputs(*paths: str | None) -> None:
+    for out in paths:
         if out and not Path(out).resolve().parent.is_dir():
             raise UsageError(f"cannot write {out}: its directory does not exist")
+
+
+def build_runner(
+    repo: GitRepo, choice: RunnerChoice, bench: tuple[str, ...], scratch: Path
+) -> Runner:
+    if choice.cmd is not None and bench:
+        raise UsageError("--bench selects asv benchmarks; it cannot be combined with --cmd")
+    if choice.metric != "time" and choice.cmd is None:
+        raise UsageError("--metric applies to --cmd only")
+    if choice.cmd is not None:
+        return CommandRunner(choice.cmd, choice.metric, choice.timeout)
+    settings = AsvSettings(
+        config=choice.config,
+        suite_rev=choice.suite_rev,
+        python=choice.python,
+        timeout=choice.timeout,
+        export_results=choice.asv_results,
+    )
+    return AsvRunner(repo, settings, scratch)
+
+
+def open_store(repo: GitRepo, cache_dir: str | None, no_cache: bool) -> MeasurementStore:
+    return MeasurementStore.for_repository(
+        Path(cache_dir) if cache_dir else default_cache_dir(),
+        str(repo.common_dir()),
+        read_existing=not no_cache,
+    )
+
+
+def bisect(
+    *,
+    repo_path: str,
+    good: str,
+    bad: str,
+    bench: tuple[str, ...],
+    choice: RunnerChoice,
+    threshold: float | None,
+    threshold_ms: float | None,
+    json_path: str | None,
+    report_path: str | None,
+    html_path: str | None,
+    no_cache: bool,
+    cache_dir: str | None,
+    verbosity: int,
+    scratch: Path,
+) -> SessionResult:
+    """Build the parts from options and run one bisect session; returns the result."""
+    check_thresholds(threshold, threshold_ms, choice.metric)
+    check_outputs(json_path, report_path, html_path)
     repo = GitRepo(repo_path)
     resolve_range(repo, good, bad)  # fail fast, before an asv suite is discovered
-    runner: Runner
-    if cmd is not None:
-        runner = CommandRunner(cmd, metric, timeout)
-    else:
-        runner = AsvRunner(
-            repo,
-            AsvSettings(config=config, suite_rev=suite_rev, python=python, timeout=timeout),
-            scratch,
-        )
+    runner = build_runner(repo, choice, bench, scratch)
     options = BisectOptions(
         good=good,
         bad=bad,
@@ -127,27 +160,141 @@ def bisect(
         factor=threshold,
         delta=threshold_ms / 1000.0 if threshold_ms is not None else None,
     )
-    store = MeasurementStore.for_repository(
-        Path(cache_dir) if cache_dir else default_cache_dir(),
-        str(repo.common_dir()),
-        read_existing=not no_cache,
-    )
+    store = open_store(repo, cache_dir, no_cache)
     session = Session(repo, runner, store, options, _echo_event(verbosity))
     result = session.run()
     if verbosity >= 0:
         click.echo(report.terminal_report(result))
-    if json_path:
-        report.write_json(result, Path(json_path))
-        if verbosity >= 0:
-            click.echo(f"JSON written to {json_path}")
-    if report_path:
-        Path(report_path).write_text(report.to_markdown(result))
-        if verbosity >= 0:
-            click.echo(f"Markdown report written to {report_path}")
+    written = report.write_outputs(result, json_path, report_path, html_path)
+    if verbosity >= 0:
+        for kind, path in written:
+            click.echo(f"{kind} written to {path} (file://{Path(path).resolve()})")
     return result
 
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def runner_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by every command that measures commits."""
+    options = [
+        click.option(
+            "--repo",
+            "repo_path",
+            metavar="PATH",
+            default=".",
+            show_default=True,
+            help="The git repository. It is never modified: commits are checked out "
+            "in a private worktree.",
+        ),
+        click.option(
+            "--bench",
+            "-b",
+            multiple=True,
+            metavar="REGEX",
+            help="asv benchmarks to use (regex on names such as "
+            "'kernels.MatMul.time_matmul(512)'; repeatable).",
+        ),
+        click.option(
+            "--cmd",
+            metavar="COMMAND",
+            help="Measure a command instead of asv: run in each commit's checkout, "
+            "split like a shell would but never run through one. Exit 125 skips "
+            "the commit.",
+        ),
+        click.option(
+            "--metric",
+            type=click.Choice(["time", "stdout"]),
+            default="time",
+            show_default=True,
+            help="With --cmd: its wall time, or the last number it prints.",
+        ),
+        click.option(
+            "--config",
+            default="asv.conf.json",
+            show_default=True,
+            help="asv config file, relative to the repository root.",
+        ),
+        click.option(
+            "--suite-rev",
+            default="HEAD",
+            show_default=True,
+            metavar="REV",
+            help="Revision the asv suite and config are taken from, for every commit.",
+        ),
+        click.option(
+            "--python",
+            default="same",
+            show_default=True,
+            metavar="PYTHON",
+            help="asv environment: 'same' (this interpreter, the commit's code on "
+            "PYTHONPATH), a path to another python, or 'virtualenv' to let asv "
+            "build every commit.",
+        ),
+        click.option(
+            "--timeout",
+            type=float,
+            default=600.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="Per benchmark (or command run); a commit exceeding it is skipped.",
+        ),
+        click.option(
+            "--asv-results",
+            metavar="DIR",
+            help="Also write asv-mode measurements here, in asv's format "
+            "(default: the config's results_dir, so `asv publish` shows them).",
+        ),
+        click.option(
+            "--no-asv-results",
+            is_flag=True,
+            help="Do not write measurements into an asv results directory.",
+        ),
+        click.option(
+            "--no-cache",
+            is_flag=True,
+            help="Ignore cached measurements (new ones are still saved).",
+        ),
+        click.option(
+            "--cache-dir",
+            metavar="DIR",
+            help="Where measurements are cached (default: ~/.cache/smbisect).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def threshold_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--threshold-ms",
+        type=float,
+        metavar="MS",
+        help="Fixed rule: bad means MS milliseconds slower than good.",
+    )(func)
+    return click.option(
+        "--threshold",
+        type=float,
+        metavar="FACTOR",
+        help="Fixed rule: bad means FACTOR times worse than good (default: the "
+        "log-scale midpoint of the good and bad medians).",
+    )(func)
+
+
+def take_choice(kw: dict[str, Any]) -> RunnerChoice:
+    """Pop the runner options out of a command's keyword arguments."""
+    results_dir = kw.pop("asv_results")
+    no_results = kw.pop("no_asv_results")
+    return RunnerChoice(
+        cmd=kw.pop("cmd"),
+        metric=kw.pop("metric"),
+        config=kw.pop("config"),
+        suite_rev=kw.pop("suite_rev"),
+        python=kw.pop("python"),
+        timeout=kw.pop("timeout"),
+        asv_results=None if no_results else (results_dir or "auto"),
+    )
 
 
 @click.group(invoke_without_command=True, context_settings=CONTEXT)
@@ -159,83 +306,20 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     show_default=True,
     help="A later commit where it is worse; good must be its ancestor.",
 )
-@click.option(
-    "--repo",
-    "repo_path",
-    metavar="PATH",
-    default=".",
-    show_default=True,
-    help="The git repository to bisect. It is never modified: bisect runs in a private worktree.",
-)
-@click.option(
-    "--bench",
-    "-b",
-    multiple=True,
-    metavar="REGEX",
-    help="asv benchmarks to bisect (regex on names such as "
-    "'kernels.MatMul.time_matmul(512)'; repeatable). Default: every benchmark "
-    "that regressed between good and bad.",
-)
-@click.option(
-    "--cmd",
-    metavar="COMMAND",
-    help="Bisect a command instead of asv: run in each commit's checkout, split like a "
-    "shell would but never run through one. Exit 125 skips the commit.",
-)
-@click.option(
-    "--metric",
-    type=click.Choice(["time", "stdout"]),
-    default="time",
-    show_default=True,
-    help="With --cmd: its wall time, or the last number it prints on stdout.",
-)
-@click.option(
-    "--threshold",
-    type=float,
-    metavar="FACTOR",
-    help="Fixed rule: a commit is bad when it is FACTOR times worse than good "
-    "(default: the log-scale midpoint of the good and bad medians).",
-)
-@click.option(
-    "--threshold-ms",
-    type=float,
-    metavar="MS",
-    help="Fixed rule: a commit is bad when it is MS milliseconds slower than good.",
-)
-@click.option(
-    "--config",
-    default="asv.conf.json",
-    show_default=True,
-    help="asv config file, relative to the repository root.",
-)
-@click.option(
-    "--suite-rev",
-    default="HEAD",
-    show_default=True,
-    metavar="REV",
-    help="Revision the asv suite and config are taken from, for every commit.",
-)
-@click.option(
-    "--python",
-    default="same",
-    show_default=True,
-    metavar="PYTHON",
-    help="asv environment: 'same' (this interpreter, commit code on PYTHONPATH), a "
-    "path to another python, or 'virtualenv' to let asv build every commit.",
-)
-@click.option(
-    "--timeout",
-    type=float,
-    default=600.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Per-benchmark (or per-command-run) timeout; a commit exceeding it is skipped.",
-)
+@runner_options
+@threshold_options
 @click.option("--json", "json_path", metavar="PATH", help="Write the full result as JSON.")
-@click.option("--report", "report_path", metavar="PATH.md", help="Write a Markdown report.")
-@click.option("--no-cache", is_flag=True, help="Ignore cached measurements (new ones are saved).")
 @click.option(
-    "--cache-dir", metavar="DIR", help="Where measurements are cached (default: ~/.cache/smbisect)."
+    "--report",
+    "report_path",
+    metavar="PATH.md",
+    help="Write a Markdown report (with plots beside it).",
+)
+@click.option(
+    "--html",
+    "html_path",
+    metavar="PATH.html",
+    help="Write an HTML report with a plot of the range.",
 )
 @click.option("-v", "--verbose", count=True, help="More progress detail.")
 @click.option("-q", "--quiet", count=True, help="Only errors and the exit code.")
@@ -249,6 +333,10 @@ def main(ctx: click.Context, **kw: Any) -> None:
       smbisect --good v1.2 --bad main -b MatMul
       smbisect --good v1.2 --cmd "python bench.py" --metric stdout
       smbisect demo                            # a built-in SmallMind history with a regression
+      smbisect compare v1.2 HEAD               # a profiling-style comparison of two revisions
+      smbisect check HEAD --good v1.2 -b MatMul   # one step for `git bisect run`
+
+    Without --bench, every asv benchmark that regressed between good and bad is bisected.
 
     Exit codes: 0 culprit found; 1 error; 2 bad usage; 3 the regression does not reproduce;
     4 no single confirmed culprit.
@@ -260,16 +348,17 @@ def main(ctx: click.Context, **kw: Any) -> None:
         click.echo("\nsmbisect: error: --good REV is required", err=True)
         ctx.exit(EXIT_USAGE)
     verbosity = kw.pop("verbose") - kw.pop("quiet")
+    choice = take_choice(kw)
 
     def go() -> int:
         with tempfile.TemporaryDirectory(prefix="smbisect-run-") as tmp:
-            result = bisect(verbosity=verbosity, scratch=Path(tmp), **kw)
+            result = bisect(verbosity=verbosity, scratch=Path(tmp), choice=choice, **kw)
             return result.exit_code
 
     ctx.exit(run_guarded(go))
 
 
-@main.command()
+@main.command(context_settings=CONTEXT)
 @click.option(
     "--dir",
     "directory",
@@ -285,6 +374,7 @@ def main(ctx: click.Context, **kw: Any) -> None:
 )
 @click.option("--json", "json_path", metavar="PATH", help="Write the full result as JSON.")
 @click.option("--report", "report_path", metavar="PATH.md", help="Write a Markdown report.")
+@click.option("--html", "html_path", metavar="PATH.html", help="Write an HTML report.")
 @click.option("-v", "--verbose", count=True)
 @click.option("-q", "--quiet", count=True)
 def demo(
@@ -292,6 +382,7 @@ def demo(
     commits: int,
     json_path: str | None,
     report_path: str | None,
+    html_path: str | None,
     verbose: int,
     quiet: int,
 ) -> None:
@@ -303,6 +394,8 @@ def demo(
     def go() -> int:
         with tempfile.TemporaryDirectory(prefix="smbisect-demo-") as tmp:
             root = Path(directory) if directory else Path(tmp) / "smallmind"
+            if root.exists() and any(root.iterdir()):
+                raise UsageError(f"--dir {root} exists and is not empty")
             good, planted = build_demo_repository(root, commits)
             if verbosity >= 0:
                 click.echo(
@@ -314,18 +407,14 @@ def demo(
                 good=good,
                 bad="HEAD",
                 bench=(r"^kernels\.MatMul\.",),
-                cmd=None,
-                metric="time",
+                choice=RunnerChoice(),
                 threshold=None,
                 threshold_ms=None,
-                config="asv.conf.json",
-                suite_rev="HEAD",
-                python="same",
-                timeout=600.0,
                 json_path=json_path,
                 report_path=report_path,
+                html_path=html_path,
                 no_cache=True,
-                cache_dir=None,
+                cache_dir=str(Path(tmp) / "cache"),
                 verbosity=verbosity,
                 scratch=Path(tmp) / "scratch",
             )
@@ -338,3 +427,65 @@ def demo(
             return result.exit_code
 
     sys.exit(run_guarded(go))
+
+
+CHECK_ABORT = 128  # git bisect run stops on exit codes above 127 instead of calling it "bad"
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("rev", default="HEAD")
+@click.option(
+    "--good",
+    required=True,
+    metavar="REV",
+    help="The baseline to compare with (measured once, then cached).",
+)
+@runner_options
+@threshold_options
+@click.option(
+    "--samples",
+    type=click.IntRange(3, 200),
+    default=10,
+    show_default=True,
+    help="Samples of each revision before the first verdict.",
+)
+@click.option("-q", "--quiet", count=True)
+def check(rev: str, good: str, samples: int, quiet: int, **kw: Any) -> None:
+    """Measure one commit against a baseline; exit like a `git bisect run` step.
+
+    \b
+    Exit 0: not worse than --good beyond the threshold (git bisect: good)
+    Exit 1: worse, significantly and beyond the threshold (git bisect: bad)
+    Exit 125: cannot be measured or still unclear (git bisect: skip)
+    Exit 128: bad usage or environment error (git bisect run stops)
+
+    \b
+      git bisect start HEAD v1.2
+      git bisect run smbisect check --good v1.2 -b 'time_matmul.512' --threshold 1.2
+    """
+    choice = take_choice(kw)
+    threshold, threshold_ms = kw.pop("threshold"), kw.pop("threshold_ms")
+
+    def go() -> int:
+        check_thresholds(threshold, threshold_ms, choice.metric)
+        repo = GitRepo(kw["repo_path"])
+        with tempfile.TemporaryDirectory(prefix="smbisect-check-") as tmp:
+            runner = build_runner(repo, choice, kw["bench"], Path(tmp))
+            store = open_store(repo, kw["cache_dir"], kw["no_cache"])
+            result = check_commit(
+                repo,
+                runner,
+                store,
+                good,
+                rev,
+                kw["bench"],
+                threshold,
+                threshold_ms / 1000.0 if threshold_ms is not None else None,
+                samples,
+            )
+        if quiet <= 0:
+            click.echo(report.check_table(result))
+        return result.exit_code
+
+    code = run_guarded(go)
+    sys.exit(code if code in (0, 1, 125) else CHECK_ABORT)

@@ -11,7 +11,7 @@ from typing import Any
 from tabulate import tabulate
 
 from . import stats
-from .session import BenchmarkOutcome, Event, SessionResult
+from .session import BenchmarkOutcome, CheckResult, Event, SessionResult
 from .stats import Verdict
 
 
@@ -281,11 +281,56 @@ def _md_reference(result: SessionResult) -> str:
     return "```\n" + table + "\n```"
 
 
-def write_json(result: SessionResult, path: Path) -> None:
-    path.write_text(json.dumps(to_json(result), indent=2, allow_nan=False, default=_json_default))
-
-
-def _json_default(obj: object) -> object:
-    if isinstance(obj, float) and math.isnan(obj):
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN or infinity: they become null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
-    raise TypeError(f"cannot serialise {type(obj).__name__}")
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_json(result: SessionResult, path: Path) -> None:
+    path.write_text(json.dumps(_finite(to_json(result)), indent=2, allow_nan=False))
+
+
+def write_outputs(
+    result: SessionResult,
+    json_path: str | None,
+    report_path: str | None,
+    html_path: str | None,
+) -> list[tuple[str, str]]:
+    """Write the requested files; return (kind, path) for each, to be shown to the user."""
+    written = []
+    if json_path:
+        write_json(result, Path(json_path))
+        written.append(("JSON", json_path))
+    if report_path:
+        Path(report_path).write_text(to_markdown(result))
+        written.append(("Markdown report", report_path))
+    if html_path:
+        from .html_report import write_html
+
+        write_html(result, Path(html_path))
+        written.append(("HTML report", html_path))
+    return written
+
+
+def check_table(result: CheckResult) -> str:
+    rows = []
+    for spec, comp, verdict, why in result.rows:
+        rows.append(
+            [
+                spec.name,
+                f"{comp.ratio:.3f}x" if comp else "-",
+                f"{comp.p_value:.2g}" if comp else "-",
+                f"{comp.n_base}/{comp.n_other}" if comp else "-",
+                verdict.value,
+                why,
+            ]
+        )
+    head = f"{result.commit[:10]} against {result.baseline[:10]}:"
+    table = tabulate(rows, headers=["benchmark", "vs good", "p", "n", "verdict", "why"])
+    return f"{head}\n{table}"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .asv_results import export_run
 from .errors import EnvironmentProblem, MeasurementFailed, UsageError
 from .git import GitRepo
 
@@ -188,6 +189,9 @@ class AsvSettings:
     repeat: int = 5
     timeout: float = 600.0
     extra_pythonpath: tuple[str, ...] = ()
+    # where measurements are also written in asv's format: "auto" is the config's results_dir
+    # in the repository, None disables it, anything else is a directory path
+    export_results: str | None = "auto"
 
 
 class AsvRunner:
@@ -235,6 +239,11 @@ class AsvRunner:
         )
         self.conf_path.write_text(json.dumps(conf, indent=2))
         self.machine = self._ensure_machine()
+        self.export_dir: Path | None = None
+        if settings.export_results == "auto":
+            self.export_dir = repo.root / str(self.conf.get("results_dir", "results"))
+        elif settings.export_results:
+            self.export_dir = Path(settings.export_results).resolve()
         self.settings_key = _digest(
             "asv", self.suite_sha, settings.python, settings.repeat, sys.executable
         )
@@ -381,6 +390,8 @@ class AsvRunner:
                 f"asv produced no results: {_last_error_line(res.stdout + res.stderr)}",
                 _tail(res.stdout + res.stderr, 20),
             )
+        if self.export_dir is not None:
+            export_run(self.results_dir, self.export_dir, self.machine, commit)
         batch = Batch()
         for result in results:
             for key in result.get_all_result_keys():

@@ -22,7 +22,7 @@ from .errors import (
     UsageError,
 )
 from .git import CommitInfo, GitRepo, Worktree
-from .runners import BenchmarkSpec, Runner
+from .runners import Batch, BenchmarkSpec, Runner
 from .stats import Comparison, Verdict
 from .store import MeasurementStore
 
@@ -191,15 +191,15 @@ class Measurer:
         try:
             batch = self.runner.measure(self.worktree.path, sha, benches, rounds)
         except MeasurementFailed as exc:
-            for b in benches:
-                self.store.fail(self._key(sha, b), str(exc))
+            batch = Batch(errors={b: str(exc) for b in benches})
             self.on_event(Event("error", f"{sha[:10]}: {exc}", {"sha": sha, "detail": exc.detail}))
-            return
         for b in benches:
             if b in batch.samples and batch.samples[b]:
                 self.store.add(self._key(sha, b), batch.samples[b], rounds)
-            else:
+            elif not self.samples(sha, b):
                 self.store.fail(self._key(sha, b), batch.errors.get(b, "no result"))
+            # else: a commit that measured fine before and failed once keeps its samples; a
+            # transient failure must not erase a reference in the middle of a bisect
         self.store.save()
 
 
@@ -274,16 +274,42 @@ class Session:
         return math.ceil(math.log2(n)) if n > 1 else 0
 
     def _measure_references(self, m: Measurer, names: Sequence[str], samples: int) -> None:
-        """Endpoints in alternating halves (good, bad, good, bad) so drift hits both alike."""
+        """Endpoints in alternating halves (good, bad, good, bad) so drift hits both alike.
+
+        A benchmark whose endpoints differ beyond the threshold but not yet significantly is
+        measured more, in the same alternation, up to the per-commit budget: a real regression
+        must not be dismissed as "not reproduced" because its first samples were unlucky.
+        """
         for target in (max(1, samples // 2), samples):
             for sha in (self.good, self.bad):
                 m.ensure(sha, names, target)
+        step = max(1, samples // 2)
+        target = samples
+        while target < self.opt.max_samples:
+            unclear = [n for n in names if self._borderline(m, n)]
+            if not unclear:
+                break
+            target = min(self.opt.max_samples, target + step)
+            self.emit("more", f"endpoints unclear for {len(unclear)} benchmark(s); measuring more")
+            for sha in (self.good, self.bad):
+                m.ensure(sha, unclear, target)
         for sha, role in ((self.good, "good"), (self.bad, "bad")):
             failed = [n for n in names if m.error(sha, n)]
             if failed and len(failed) == len(names):
                 raise UsageError(
                     f"the {role} commit {sha[:10]} could not be measured: {m.error(sha, failed[0])}"
                 )
+
+    def _borderline(self, m: Measurer, name: str) -> bool:
+        good, bad = m.samples(self.good, name), m.samples(self.bad, name)
+        if not good or not bad:
+            return False
+        g, b = stats.median(good), stats.median(bad)
+        beyond = any(
+            stats.beyond_threshold(g, b, self.opt.factor, self.opt.delta, worse_high)
+            for worse_high in (True, False)
+        )
+        return beyond and stats.rank_test(good, bad) >= self.opt.alpha
 
     def _reference_outcome(self, m: Measurer, spec: BenchmarkSpec) -> BenchmarkOutcome:
         good, bad = m.samples(self.good, spec.name), m.samples(self.bad, spec.name)
@@ -477,3 +503,77 @@ class Session:
             f"{parent[:10]}: {comp.ratio:.3f}x [{comp.ci_low:.3f}, {comp.ci_high:.3f}], "
             f"p={comp.p_value:.2g}",
         )
+
+
+@dataclass
+class CheckResult:
+    """One commit judged against a baseline, for `smbisect check` (git bisect run's step)."""
+
+    baseline: str
+    commit: str
+    rows: list[tuple[BenchmarkSpec, Comparison | None, Verdict, str]]
+
+    @property
+    def exit_code(self) -> int:
+        verdicts = [v for _, _, v, _ in self.rows]
+        if any(v is Verdict.BAD for v in verdicts):
+            return 1
+        if any(v in (Verdict.SKIP, Verdict.UNKNOWN) for v in verdicts):
+            return 125
+        return 0
+
+
+def check_commit(
+    repo: GitRepo,
+    runner: Runner,
+    store: MeasurementStore,
+    baseline: str,
+    rev: str,
+    patterns: Sequence[str] = (),
+    factor: float | None = None,
+    delta: float | None = None,
+    samples: int = 10,
+    max_samples: int = 30,
+    alpha: float = stats.DEFAULT_ALPHA,
+) -> CheckResult:
+    """Is rev worse than baseline beyond the threshold, significantly? Measures more if unclear.
+
+    The baseline's samples come from the cache when they exist, so a `git bisect run` that calls
+    this at every step measures the baseline once.
+    """
+    base_sha = repo.resolve(baseline, "--good")
+    sha = repo.resolve(rev, "REV")
+    specs = select_benchmarks(runner.list_benchmarks(), patterns)
+    names = [s.name for s in specs]
+    rows: list[tuple[BenchmarkSpec, Comparison | None, Verdict, str]] = []
+    with repo.private_worktree(sha) as wt:
+        m = Measurer(runner, store, wt, specs, lambda e: None)
+        m.ensure(base_sha, names, samples)
+        m.ensure(sha, names, samples)
+        for spec in specs:
+            name = spec.name
+            err = m.error(sha, name) or m.error(base_sha, name)
+            if err:
+                rows.append((spec, None, Verdict.SKIP, err))
+                continue
+            worse_high = spec.worse_is_higher if spec.worse_is_higher is not None else True
+            while True:
+                base, cur = m.samples(base_sha, name), m.samples(sha, name)
+                worse, comp = stats.regression_reproduces(
+                    base, cur, alpha, factor, delta, worse_high
+                )
+                beyond = stats.beyond_threshold(
+                    stats.median(base), stats.median(cur), factor, delta, worse_high
+                )
+                if worse:
+                    rows.append((spec, comp, Verdict.BAD, "worse beyond the threshold"))
+                    break
+                if not beyond or comp.p_value >= 0.5:
+                    rows.append((spec, comp, Verdict.GOOD, "within the threshold"))
+                    break
+                if len(cur) >= max_samples:
+                    rows.append((spec, comp, Verdict.UNKNOWN, "unclear after the sample budget"))
+                    break
+                m.add_samples(sha, [name], samples // 2 or 1)
+                m.add_samples(base_sha, [name], samples // 2 or 1)
+    return CheckResult(base_sha, sha, rows)

@@ -195,6 +195,26 @@ def far_outside(value: float, good: float, bad: float) -> bool:
     return math.log(value / hi) > span or math.log(lo / value) > span
 
 
+def beyond_threshold(
+    good_median: float,
+    value_median: float,
+    factor: float | None = None,
+    delta: float | None = None,
+    worse_is_higher: bool = True,
+) -> bool:
+    """Is value worse than good by more than the threshold (default: a 5% change)?"""
+    diff = value_median - good_median if worse_is_higher else good_median - value_median
+    if delta is not None:
+        return diff > delta
+    need = factor if factor is not None else DEFAULT_MIN_EFFECT
+    ratio = (
+        _safe_ratio(value_median, good_median)
+        if worse_is_higher
+        else _safe_ratio(good_median, value_median)
+    )
+    return ratio > need
+
+
 def regression_reproduces(
     good: Sequence[float],
     bad: Sequence[float],
@@ -205,14 +225,7 @@ def regression_reproduces(
 ) -> tuple[bool, Comparison]:
     """Is bad really worse than good, significantly and by at least the threshold?"""
     comp = compare(good, bad)
-    g, b = median(good), median(bad)
-    diff = b - g if worse_is_higher else g - b
-    if delta is not None:
-        big_enough = diff > delta
-    else:
-        need = factor if factor is not None else DEFAULT_MIN_EFFECT
-        ratio = comp.ratio if worse_is_higher else _safe_ratio(g, b)
-        big_enough = ratio > need
+    big_enough = beyond_threshold(median(good), median(bad), factor, delta, worse_is_higher)
     return (big_enough and comp.p_value < alpha), comp
 
 

@@ -67,6 +67,7 @@ def tiny_asv_repo(root: Path, sizes: list[int], broken: set[int]) -> list[str]:
     git(root, "config", "user.name", "Test Author")
     git(root, "config", "user.email", "test@example.invalid")
     (root / "asv.conf.json").write_text(json.dumps(ASV_CONF))
+    (root / ".gitignore").write_text(".asv/\n")
     (root / "benchmarks").mkdir()
     (root / "benchmarks" / "__init__.py").write_text("")
     (root / "benchmarks" / "bench_tiny.py").write_text(BENCHMARKS)
@@ -102,7 +103,7 @@ def test_asv_mode_bisects_only_the_regressed_benchmark_and_skips_import_failures
     sizes = [3000] * 6 + [30000] * 5
     repo = tmp_path / "tiny"
     shas = tiny_asv_repo(repo, sizes, broken={3})
-    status = git(repo, "status", "--porcelain", "--ignored")
+    status = git(repo, "status", "--porcelain")
     out = tmp_path / "r.json"
     res = run_smbisect(
         "--good", shas[0], "--json", str(out), "--cache-dir", str(tmp_path / "cache"), cwd=repo
@@ -122,7 +123,26 @@ def test_asv_mode_bisects_only_the_regressed_benchmark_and_skips_import_failures
     skipped = {s["sha"]: s["error"] for s in data["skipped"]}
     if shas[3] in skipped:
         assert "ModuleNotFoundError" in skipped[shas[3]] or "tiny._fast" in skipped[shas[3]]
-    assert git(repo, "status", "--porcelain", "--ignored") == status
+    assert git(repo, "status", "--porcelain") == status
+    # every measurement also went into the project's asv results, readable by asv itself
+    from asv.results import iter_results
+
+    stored = {r.commit_hash: r for r in iter_results(str(repo / ".asv" / "results"))}
+    assert {shas[0], shas[-1], shas[6], shas[5]} <= set(stored)
+    work = stored[shas[6]].get_result_samples("bench_tiny.time_work", [])
+    assert work and len(work[0]) >= 5
+    publish = subprocess.run(
+        [sys.executable, "-m", "asv", "publish"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert publish.returncode == 0, publish.stdout + publish.stderr
+    graphs = list((repo / ".asv" / "html" / "graphs").rglob("bench_tiny.time_work.json"))
+    assert graphs
+    points = json.loads(graphs[0].read_text())
+    assert len(points) >= 4  # good, bad, the culprit and its parent at least
 
 
 @pytest.mark.slow

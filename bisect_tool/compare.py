@@ -1,0 +1,679 @@
+"""`smbisect compare BASE [HEAD]`: the asv suite at two revisions, side by side.
+
+The pure part (compare_samples, summary, bar_chart, render) turns samples into verdicts and text
+and never touches git or processes, so it is tested on fixed numbers. The I/O part either
+measures both revisions in a private worktree (measure_two) or reads what asv already stored
+(load_stored). A benchmark is called a regression only when it is worse by more than `factor`
+(as in `asv continuous`) *and* a Mann-Whitney test says the difference is not noise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from tabulate import tabulate
+
+from . import stats
+from .errors import MeasurementFailed, UsageError
+from .git import GitRepo
+from .report import fmt_value
+from .runners import BenchmarkSpec, Runner, _expand_params, _specs_from_benchmarks_json
+from .session import select_benchmarks
+
+DEFAULT_FACTOR = 1.1  # asv continuous' default
+REGRESSION = "regression"
+IMPROVEMENT = "improvement"
+NO_CHANGE = "no significant change"
+_EMOJI = {REGRESSION: "🔴", IMPROVEMENT: "🟢", NO_CHANGE: "⚪"}
+_ORDER = {REGRESSION: 0, IMPROVEMENT: 1, NO_CHANGE: 2}
+FORMATS = ("table", "markdown", "json")
+
+
+# -- pure: verdicts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchmarkComparison:
+    """One benchmark at both revisions. ratio is median(head) / median(base), whatever the
+    direction; p_value is None when a side has a single value (nothing to test noise with)."""
+
+    name: str
+    unit: str
+    kind: str
+    worse_is_higher: bool
+    base_samples: tuple[float, ...]
+    head_samples: tuple[float, ...]
+    ratio: float
+    p_value: float | None
+    verdict: str
+
+    @property
+    def base(self) -> float:
+        return stats.median(self.base_samples)
+
+    @property
+    def head(self) -> float:
+        return stats.median(self.head_samples)
+
+    @property
+    def change_pct(self) -> float:
+        return _change_pct(self.base, self.head)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One line of the executive summary: an aggregate over benchmarks, or one throughput."""
+
+    metric: str
+    unit: str
+    base: float
+    head: float
+    worse_is_higher: bool
+    verdict: str
+    benchmarks: tuple[str, ...] = ()
+
+    @property
+    def change_pct(self) -> float:
+        return _change_pct(self.base, self.head)
+
+
+@dataclass
+class Comparison:
+    """Everything `render` needs; `missing` names benchmarks not measured at both revisions."""
+
+    base_sha: str
+    head_sha: str
+    rows: list[BenchmarkComparison]
+    summary_rows: list[SummaryRow]
+    factor: float = DEFAULT_FACTOR
+    alpha: float = stats.DEFAULT_ALPHA
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def fmt(value: float, unit: str) -> str:
+    """report.fmt_value, but counts like 43,092 samples/s instead of 4.309e+04 samples/s."""
+    if unit not in ("seconds", "bytes") and math.isfinite(value) and abs(value) >= 1000:
+        return f"{value:,.0f} {unit}".rstrip()
+    return fmt_value(value, unit)
+
+
+def _change_pct(base: float, head: float) -> float:
+    if base == 0:
+        return 0.0 if head == 0 else math.copysign(math.inf, head)
+    return (head - base) / abs(base) * 100.0
+
+
+def _ratio(head: float, base: float) -> float:
+    if base == 0:
+        return 1.0 if head == 0 else math.inf
+    return head / base
+
+
+def judge(
+    base: Sequence[float],
+    head: Sequence[float],
+    worse_is_higher: bool,
+    factor: float = DEFAULT_FACTOR,
+    alpha: float = stats.DEFAULT_ALPHA,
+) -> tuple[float, float | None, str]:
+    """(ratio, p-value, verdict) for one benchmark.
+
+    Beyond `factor` in the worse direction and p < alpha is a regression, the mirror image an
+    improvement. With a single value on a side (asv results stored without --record-samples)
+    there is no noise to test against, so the factor alone decides, as in `asv compare`.
+    """
+    ratio = _ratio(stats.median(head), stats.median(base))
+    testable = len(base) >= 2 and len(head) >= 2
+    p = stats.rank_test(base, head) if testable else None
+    significant = p is None or p < alpha
+    higher, lower = ratio > factor, ratio * factor < 1
+    worse, better = (higher, lower) if worse_is_higher else (lower, higher)
+    if worse and significant:
+        return ratio, p, REGRESSION
+    if better and significant:
+        return ratio, p, IMPROVEMENT
+    return ratio, p, NO_CHANGE
+
+
+def compare_samples(
+    specs: Sequence[BenchmarkSpec],
+    base: Mapping[str, Sequence[float]],
+    head: Mapping[str, Sequence[float]],
+    factor: float = DEFAULT_FACTOR,
+    alpha: float = stats.DEFAULT_ALPHA,
+    base_sha: str = "",
+    head_sha: str = "",
+    errors: Mapping[str, str] | None = None,
+) -> Comparison:
+    """Compare every benchmark that has samples at both revisions.
+
+    Benchmarks without a spec are treated as asv time benchmarks; a spec whose direction is
+    unknown (None) counts higher as worse, as asv does.
+    """
+    by_name = {s.name: s for s in specs}
+    names = list(by_name) + sorted(n for n in set(base) | set(head) if n not in by_name)
+    rows: list[BenchmarkComparison] = []
+    missing: dict[str, str] = {}
+    for name in names:
+        spec = by_name.get(name) or BenchmarkSpec(name)
+        b, h = list(base.get(name) or []), list(head.get(name) or [])
+        if not b or not h:
+            if errors and name in errors:
+                missing[name] = errors[name]
+            elif b or h:
+                missing[name] = f"no result at {'head' if b else 'base'}"
+            continue
+        worse_high = spec.worse_is_higher is not False
+        ratio, p, verdict = judge(b, h, worse_high, factor, alpha)
+        rows.append(
+            BenchmarkComparison(
+                name, spec.unit, spec.kind, worse_high, tuple(b), tuple(h), ratio, p, verdict
+            )
+        )
+    for name, err in (errors or {}).items():
+        missing.setdefault(name, err)
+    rows.sort(key=lambda r: (_ORDER[r.verdict], -abs(_badness(r)), r.name))
+    return Comparison(base_sha, head_sha, rows, summary(rows, factor), factor, alpha, missing)
+
+
+def _badness(row: BenchmarkComparison) -> float:
+    """How much worse head is, on a log scale (negative: better); sorts the biggest change
+    first within each verdict."""
+    if row.ratio <= 0 or math.isinf(row.ratio):
+        return math.inf if row.worse_is_higher else -math.inf
+    log = math.log(row.ratio)
+    return log if row.worse_is_higher else -log
+
+
+# -- pure: the executive summary ---------------------------------------------------------------
+
+
+def is_time(row: BenchmarkComparison) -> bool:
+    return row.kind == "time"
+
+
+def is_allocation(row: BenchmarkComparison) -> bool:
+    return row.unit == "bytes" and "alloc" in row.name.lower()
+
+
+def is_throughput(row: BenchmarkComparison) -> bool:
+    return row.kind == "track" and row.unit.replace(" ", "").endswith("/s")
+
+
+def is_peakmem(row: BenchmarkComparison) -> bool:
+    return row.kind == "peakmem"
+
+
+def summary(
+    rows: Sequence[BenchmarkComparison], factor: float = DEFAULT_FACTOR
+) -> list[SummaryRow]:
+    """Total runtime, total allocations, each throughput and peak memory, base vs head.
+
+    A total is a sum of medians, which has no samples of its own to test, so its verdict needs
+    both the total to move beyond `factor` and at least one of its benchmarks to have moved
+    significantly the same way; a single throughput keeps its own benchmark's verdict.
+    """
+    out: list[SummaryRow] = []
+    times = [r for r in rows if is_time(r)]
+    if times:
+        out.append(_aggregate("Total runtime", times, sum, factor))
+    allocs = [r for r in rows if is_allocation(r)]
+    if allocs:
+        out.append(_aggregate("Total allocations", allocs, sum, factor))
+    for r in rows:
+        if is_throughput(r):
+            out.append(
+                SummaryRow(
+                    f"Throughput {r.name}",
+                    r.unit,
+                    r.base,
+                    r.head,
+                    r.worse_is_higher,
+                    r.verdict,
+                    (r.name,),
+                )
+            )
+    peaks = [r for r in rows if is_peakmem(r)]
+    if peaks:
+        out.append(_aggregate("Peak memory", peaks, max, factor))
+    return out
+
+
+def _aggregate(
+    metric: str,
+    rows: Sequence[BenchmarkComparison],
+    combine: Callable[[list[float]], float],
+    factor: float,
+) -> SummaryRow:
+    base = combine([r.base for r in rows])
+    head = combine([r.head for r in rows])
+    ratio = _ratio(head, base)
+    verdicts = {r.verdict for r in rows}
+    verdict = NO_CHANGE
+    if ratio > factor and REGRESSION in verdicts:
+        verdict = REGRESSION
+    elif ratio * factor < 1 and IMPROVEMENT in verdicts:
+        verdict = IMPROVEMENT
+    names = tuple(sorted(r.name for r in rows))
+    return SummaryRow(metric, rows[0].unit, base, head, True, verdict, names)
+
+
+def has_regression(comparison: Comparison) -> bool:
+    """The exit policy of `asv continuous`: any benchmark worse beyond factor and noise."""
+    return any(r.verdict == REGRESSION for r in comparison.rows)
+
+
+# -- pure: distributions and bar charts --------------------------------------------------------
+
+
+def runtime_distribution(comparison: Comparison) -> list[tuple[str, float]]:
+    """Head medians of the time benchmarks, largest first (the seed's "Runtime Distribution")."""
+    return _largest_first((r.name, r.head) for r in comparison.rows if is_time(r))
+
+
+def memory_distribution(comparison: Comparison) -> tuple[str, list[tuple[str, float]]]:
+    """Head allocations per benchmark; peak memory per benchmark when nothing counts
+    allocations. Returns a title with the items, largest first."""
+    allocs = [(r.name, r.head) for r in comparison.rows if is_allocation(r)]
+    if allocs:
+        return "Total allocations", _largest_first(allocs)
+    peaks = [(r.name, r.head) for r in comparison.rows if is_peakmem(r)]
+    return "Peak memory, all benchmarks", _largest_first(peaks)
+
+
+def _largest_first(items: Any) -> list[tuple[str, float]]:
+    return sorted(items, key=lambda item: (-item[1], item[0]))
+
+
+def top_items(items: Sequence[tuple[str, float]], top: int) -> list[tuple[str, float]]:
+    """The `top` largest items and one "Other (k benchmarks)" line with the rest, as the
+    seed's charts do, so a long suite stays readable."""
+    ordered = _largest_first(items)
+    if len(ordered) <= top + 1:
+        return ordered
+    rest = ordered[top:]
+    return [*ordered[:top], (f"Other ({len(rest)} benchmarks)", sum(v for _, v in rest))]
+
+
+def bar_chart(items: Sequence[tuple[str, float]], width: int = 40, unit: str = "") -> str:
+    """One line per item: name, value, percent of the total, and a bar of █.
+
+    The largest value gets `width` characters and the others their share of it (rounded), so
+    the chart uses its whole width whatever the largest item's percent of the total is.
+    """
+    if not items:
+        return ""
+    total = sum(v for _, v in items)
+    largest = max(v for _, v in items)
+    name_w = max(len(n) for n, _ in items) + 1
+    values = [fmt(v, unit) if unit else f"{v:.4g}" for _, v in items]
+    value_w = max(len(s) for s in values)
+    lines = []
+    for (name, value), shown in zip(items, values, strict=True):
+        pct = value / total * 100 if total > 0 else 0.0
+        bar = "█" * (round(value / largest * width) if largest > 0 else 0)
+        lines.append(f"{name + ':':<{name_w}}  {shown:>{value_w}}  ({pct:5.1f}%) {bar}".rstrip())
+    return "\n".join(lines)
+
+
+def distribution_block(
+    title: str, items: Sequence[tuple[str, float]], unit: str, width: int = 40, top: int = 8
+) -> str:
+    """The chart with its "Total ...: value" header line."""
+    if not items:
+        return ""
+    total = sum(v for _, v in items)
+    return f"{title}: {fmt(total, unit)}\n\n{bar_chart(top_items(items, top), width, unit)}"
+
+
+# -- pure: rendering ---------------------------------------------------------------------------
+
+
+def render(comparison: Comparison, fmt: str = "table") -> str:
+    """The comparison as a terminal table, Markdown, or JSON text."""
+    if fmt == "table":
+        return _render_text(comparison, markdown=False)
+    if fmt == "markdown":
+        return _render_text(comparison, markdown=True)
+    if fmt == "json":
+        return json.dumps(to_dict(comparison), indent=2, allow_nan=False)
+    raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def _verdict_text(verdict: str, markdown: bool) -> str:
+    return f"{_EMOJI[verdict]} {verdict}" if markdown else verdict
+
+
+def _pct(value: float) -> str:
+    return "n/a" if math.isnan(value) else ("inf" if math.isinf(value) else f"{value:+.1f}%")
+
+
+def _summary_table(c: Comparison, markdown: bool) -> str:
+    rows = [
+        [
+            f"**{s.metric}**" if markdown else s.metric,
+            fmt(s.base, s.unit),
+            fmt(s.head, s.unit),
+            f"**{_pct(s.change_pct)}**" if markdown else _pct(s.change_pct),
+            _verdict_text(s.verdict, markdown),
+        ]
+        for s in c.summary_rows
+    ]
+    headers = ["metric", "baseline", "current", "change", "verdict"]
+    return tabulate(rows, headers=headers, tablefmt="github" if markdown else "simple")
+
+
+def _benchmark_table(c: Comparison, markdown: bool) -> str:
+    rows = [
+        [
+            f"`{r.name}`" if markdown else r.name,
+            fmt(r.base, r.unit),
+            fmt(r.head, r.unit),
+            f"{r.ratio:.3f}x",
+            _pct(r.change_pct),
+            "n/a" if r.p_value is None else f"{r.p_value:.2g}",
+            f"{len(r.base_samples)}/{len(r.head_samples)}",
+            _verdict_text(r.verdict, markdown),
+        ]
+        for r in c.rows
+    ]
+    headers = ["benchmark", "baseline", "current", "ratio", "change", "p", "n", "verdict"]
+    return tabulate(
+        rows, headers=headers, tablefmt="github" if markdown else "simple", disable_numparse=True
+    )
+
+
+def _distribution_blocks(c: Comparison) -> list[tuple[str, str]]:
+    blocks = []
+    runtime = runtime_distribution(c)
+    if runtime:
+        blocks.append(
+            ("Runtime distribution", distribution_block("Total runtime", runtime, "seconds"))
+        )
+    title, memory = memory_distribution(c)
+    if memory:
+        blocks.append(("Memory distribution", distribution_block(title, memory, "bytes")))
+    return blocks
+
+
+def _render_text(c: Comparison, markdown: bool) -> str:
+    base, head = c.base_sha[:10], c.head_sha[:10]
+    rule = (
+        f"regression/improvement: beyond {c.factor:g}x and Mann-Whitney p < {c.alpha:g} "
+        "(the factor alone where a side has a single value)"
+    )
+    regressed = sum(r.verdict == REGRESSION for r in c.rows)
+    improved = sum(r.verdict == IMPROVEMENT for r in c.rows)
+    tally = f"{regressed} regressed, {improved} improved, {len(c.rows)} compared"
+    if markdown:
+        parts = [f"# smbisect compare: `{base}` → `{head}`", "", f"{tally}; {rule}.", ""]
+        parts += ["## Executive summary", "", _summary_table(c, True), ""]
+        parts += ["## Benchmarks", "", _benchmark_table(c, True), ""]
+        for title, block in _distribution_blocks(c):
+            parts += [f"## {title} (current, `{head}`)", "", "```", block, "```", ""]
+        if c.missing:
+            parts += ["## Not compared", ""]
+            parts += [f"- `{name}`: {why}" for name, why in sorted(c.missing.items())]
+            parts.append("")
+        return "\n".join(parts)
+    parts = [f"Comparing {base} (baseline) with {head} (current): {tally}", rule, ""]
+    parts += ["Summary:", _summary_table(c, False), ""]
+    parts += ["Benchmarks:", _benchmark_table(c, False), ""]
+    for title, block in _distribution_blocks(c):
+        parts += [f"{title} (current, {head}):", "", block, ""]
+    if c.missing:
+        parts.append("Not compared:")
+        parts += [f"  {name}: {why}" for name, why in sorted(c.missing.items())]
+        parts.append("")
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else x
+
+
+def to_dict(c: Comparison) -> dict[str, Any]:
+    """JSON-ready: every number finite or null, samples included so the verdicts can be redone."""
+    runtime = runtime_distribution(c)
+    mem_title, memory = memory_distribution(c)
+
+    def dist(items: list[tuple[str, float]]) -> list[dict[str, Any]]:
+        total = sum(v for _, v in items)
+        return [
+            {"name": n, "value": v, "percent": _num(v / total * 100 if total else None)}
+            for n, v in items
+        ]
+
+    return {
+        "base": c.base_sha,
+        "head": c.head_sha,
+        "factor": c.factor,
+        "alpha": c.alpha,
+        "has_regression": has_regression(c),
+        "summary": [
+            {
+                "metric": s.metric,
+                "unit": s.unit,
+                "baseline": _num(s.base),
+                "current": _num(s.head),
+                "change_pct": _num(s.change_pct),
+                "verdict": s.verdict,
+                "benchmarks": list(s.benchmarks),
+            }
+            for s in c.summary_rows
+        ],
+        "benchmarks": [
+            {
+                "name": r.name,
+                "unit": r.unit,
+                "kind": r.kind,
+                "worse_is_higher": r.worse_is_higher,
+                "baseline": _num(r.base),
+                "current": _num(r.head),
+                "ratio": _num(r.ratio),
+                "change_pct": _num(r.change_pct),
+                "p_value": _num(r.p_value),
+                "verdict": r.verdict,
+                "baseline_samples": [_num(x) for x in r.base_samples],
+                "current_samples": [_num(x) for x in r.head_samples],
+            }
+            for r in c.rows
+        ],
+        "runtime_distribution": dist(runtime),
+        "memory_distribution": {"title": mem_title, "items": dist(memory)},
+        "not_compared": dict(sorted(c.missing.items())),
+    }
+
+
+# -- I/O: measuring, or reading what asv stored ------------------------------------------------
+
+
+class Measured(NamedTuple):
+    """Samples of both revisions and why some benchmarks have none (see compare_measured)."""
+
+    specs: list[BenchmarkSpec]
+    base: dict[str, list[float]]
+    head: dict[str, list[float]]
+    errors: dict[str, str]
+
+
+def compare_measured(
+    measured: Measured,
+    base_sha: str,
+    head_sha: str,
+    factor: float = DEFAULT_FACTOR,
+    alpha: float = stats.DEFAULT_ALPHA,
+) -> Comparison:
+    """compare_samples on what measure_two or load_stored returned."""
+    return compare_samples(
+        measured.specs,
+        measured.base,
+        measured.head,
+        factor,
+        alpha,
+        base_sha,
+        head_sha,
+        measured.errors,
+    )
+
+
+def _halves(samples: int) -> tuple[int, int]:
+    first = max(1, samples // 2)
+    return first, max(1, samples - first)
+
+
+def measure_two(
+    repo: GitRepo,
+    runner: Runner,
+    base_sha: str,
+    head_sha: str,
+    samples: int = 10,
+    bench_patterns: Sequence[str] = (),
+    progress: Callable[[str], None] | None = None,
+) -> Measured:
+    """Measure both revisions in a private worktree, in interleaved halves (base, head, head,
+    base), so that a slow drift of the machine hits both alike.
+
+    Benchmarks are grouped by samples per round, so asv time benchmarks (`repeat` samples per
+    process) take one run per half while track/peakmem ones (one value per process) take one
+    run per sample. A benchmark that errors at either revision is dropped from both and
+    reported in `errors`; if nothing at all can be measured the revision is named in a
+    UsageError.
+    """
+    specs = select_benchmarks(runner.list_benchmarks(), bench_patterns)
+    first, second = _halves(samples)
+    base: dict[str, list[float]] = {}
+    head: dict[str, list[float]] = {}
+    errors: dict[str, str] = {}
+    plan = [(first, base_sha), (first, head_sha), (second, head_sha), (second, base_sha)]
+    with repo.private_worktree(head_sha) as worktree:
+        for n, sha in plan:
+            got = base if sha == base_sha else head
+            live = [s for s in specs if s.name not in errors]
+            if not live:
+                break
+            if progress:
+                which = "base" if sha == base_sha else "head"
+                progress(f"measuring {which} {sha[:10]}: {len(live)} benchmarks, {n} samples")
+            worktree.checkout(sha)
+            for per_round, names in _groups(live).items():
+                rounds = max(1, math.ceil(n / per_round))
+                try:
+                    batch = runner.measure(worktree.path, sha, names, rounds)
+                except MeasurementFailed as exc:
+                    batch_errors = {name: str(exc) for name in names}
+                    batch_samples: dict[str, list[float]] = {}
+                else:
+                    batch_errors, batch_samples = batch.errors, batch.samples
+                for name in names:
+                    if batch_samples.get(name) and name not in batch_errors:
+                        got.setdefault(name, []).extend(batch_samples[name])
+                    else:
+                        why = batch_errors.get(name, "no result")
+                        errors[name] = f"{sha[:10]}: {why}"
+    for name in errors:
+        base.pop(name, None)
+        head.pop(name, None)
+    if specs and not base:
+        first_error = next(iter(errors.values()), "no result")
+        raise UsageError(f"no benchmark could be measured at both revisions ({first_error})")
+    return Measured(specs, base, head, errors)
+
+
+def _groups(specs: Sequence[BenchmarkSpec]) -> dict[int, list[str]]:
+    groups: dict[int, list[str]] = {}
+    for s in specs:
+        groups.setdefault(max(1, s.samples_per_round), []).append(s.name)
+    return groups
+
+
+def load_stored(
+    results_dir: Path,
+    machine: str | None,
+    base_sha: str,
+    head_sha: str,
+) -> Measured | None:
+    """Samples (or, without --record-samples, the single stored value) that asv already holds
+    for both commits; None when either commit has no results for this machine.
+
+    `machine` None picks the only machine in results_dir (asv's default is the host name).
+    Units and kinds come from the benchmarks.json asv writes beside the results.
+    """
+    results_dir = Path(results_dir)
+    machine = machine or _only_machine(results_dir)
+    if machine is None:
+        return None
+    base = _stored_samples(results_dir, machine, base_sha)
+    head = _stored_samples(results_dir, machine, head_sha)
+    if base is None or head is None:
+        return None
+    errors: dict[str, str] = {}
+    for name in sorted(set(base) | set(head)):
+        if not base.get(name) or not head.get(name):
+            sha = base_sha if not base.get(name) else head_sha
+            errors[name] = f"{sha[:10]}: no stored result (failed or not run)"
+            base.pop(name, None)
+            head.pop(name, None)
+    by_name = {s.name: s for s in _stored_specs(results_dir)}
+    specs = [by_name.get(name) or _guess_spec(name) for name in sorted(base)]
+    return Measured(specs, base, head, errors)
+
+
+def _only_machine(results_dir: Path) -> str | None:
+    if not results_dir.is_dir():
+        return None
+    machines = [p.name for p in results_dir.iterdir() if (p / "machine.json").is_file()]
+    if len(machines) == 1:
+        return machines[0]
+    from .runners import machine_name
+
+    return machine_name()
+
+
+def _stored_samples(results_dir: Path, machine: str, sha: str) -> dict[str, list[float]] | None:
+    """Merge every stored result file of the commit (one per environment); None if there is
+    none. A benchmark keeps the first file's samples that has any."""
+    from asv import util as asv_util
+    from asv.results import iter_results_for_machine_and_hash
+
+    if not (results_dir / machine).is_dir():
+        return None
+    try:
+        results = list(iter_results_for_machine_and_hash(str(results_dir), machine, sha))
+    except asv_util.UserError as exc:
+        raise UsageError(f"asv results for {sha[:10]}: {exc}") from None
+    if not results:
+        return None
+    out: dict[str, list[float]] = {}
+    for result in sorted(results, key=lambda r: str(r.env_name)):
+        for key in result.get_all_result_keys():
+            for label, samples in _expand_params(result, key):
+                if samples and not out.get(label):
+                    out[label] = samples
+                else:
+                    out.setdefault(label, [])
+    return out
+
+
+def _guess_spec(name: str) -> BenchmarkSpec:
+    """A spec from asv's naming convention, for results without a benchmarks.json."""
+    method = name.split("(", 1)[0].rsplit(".", 1)[-1]
+    for kind, unit in (("time", "seconds"), ("peakmem", "bytes"), ("mem", "bytes")):
+        if method.startswith(kind + "_"):
+            return BenchmarkSpec(name, unit, True, 1, kind)
+    return BenchmarkSpec(name, "unit", True, 1, "track")
+
+
+def _stored_specs(results_dir: Path) -> list[BenchmarkSpec]:
+    path = results_dir / "benchmarks.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    # samples_per_round does not matter for stored results
+    return _specs_from_benchmarks_json(data, repeat=1)
