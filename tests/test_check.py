@@ -1,0 +1,47 @@
+"""`smbisect check`: one commit against a baseline, exiting by git bisect run's conventions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from test_cli import BENCH, git, make_history, smbisect
+
+CMD = f"{sys.executable} bench.py"
+
+
+def test_check_exit_codes_on_a_real_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "proj"
+    shas = make_history(repo, [1.0, 1.0, 1.02, 1.6, 1.6, 1.0], broken={4})
+    common = ("--good", shas[0], "--cmd", CMD, "--metric", "stdout", "--threshold", "1.2",
+              "--cache-dir", str(tmp_path / "c"))
+    same = smbisect("check", shas[2], *common, cwd=repo)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "good" in same.stdout
+    slower = smbisect("check", shas[3], *common, cwd=repo)
+    assert slower.returncode == 1, slower.stdout + slower.stderr
+    assert "bad" in slower.stdout
+    broken = smbisect("check", shas[4], *common, cwd=repo)
+    assert broken.returncode == 125, broken.stdout + broken.stderr
+    assert "ImportError" in broken.stdout
+    # usage errors must stop `git bisect run` (exit > 127), never read as "bad"
+    unknown = smbisect("check", "no-such-rev", *common, cwd=repo)
+    assert unknown.returncode == 128
+    assert "does not name a commit" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_git_bisect_run_with_smbisect_check_finds_the_culprit(tmp_path: Path) -> None:
+    repo = tmp_path / "proj"
+    costs = [1.0] * 7 + [1.5] * 7
+    shas = make_history(repo, costs, bench=BENCH)
+    git(repo, "bisect", "start", shas[-1], shas[0])
+    run = subprocess.run(
+        ["git", "bisect", "run", sys.executable, "-m", "bisect_tool", "check", "-q",
+         "--good", shas[0], "--cmd", CMD, "--metric", "stdout", "--threshold", "1.2",
+         "--cache-dir", str(tmp_path / "c")],
+        cwd=repo, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"{shas[7]} is the first bad commit" in run.stdout
+    git(repo, "bisect", "reset")
