@@ -489,3 +489,101 @@ def check(rev: str, good: str, samples: int, quiet: int, **kw: Any) -> None:
 
     code = run_guarded(go)
     sys.exit(code if code in (0, 1, 125) else CHECK_ABORT)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("base")
+@click.argument("head", default="HEAD")
+@runner_options
+@click.option(
+    "--factor",
+    type=float,
+    default=1.1,
+    show_default=True,
+    help="A change counts only beyond this factor (and when significant).",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(3, 200),
+    default=10,
+    show_default=True,
+    help="Samples of each benchmark at each revision, taken in interleaved halves.",
+)
+@click.option(
+    "--from-results",
+    is_flag=True,
+    help="Read the asv results already stored for both revisions instead of "
+    "measuring (the config's results_dir, or --asv-results DIR).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--output", metavar="FILE", help="Write the comparison here instead of stdout.")
+@click.option("-q", "--quiet", count=True)
+def compare(
+    base: str,
+    head: str,
+    factor: float,
+    samples: int,
+    from_results: bool,
+    fmt: str,
+    output: str | None,
+    quiet: int,
+    **kw: Any,
+) -> None:
+    """Compare the asv suite at two revisions, like the team's profiling report.
+
+    \b
+    A summary (total runtime, total allocations, throughput, peak memory), every benchmark
+    with both values, its change and a noise-aware verdict, then runtime and memory
+    distributions as text bar charts.
+
+    \b
+    Exit 0: no regression beyond --factor; 1: a regression (like `asv continuous`);
+    2: bad usage or an environment error.
+    """
+    from . import compare as comparing
+
+    choice = take_choice(kw)
+
+    def go() -> int:
+        if factor <= 1.0:
+            raise UsageError(f"--factor must be above 1.0, not {factor}")
+        if choice.cmd is not None:
+            raise UsageError("compare works on the asv suite; --cmd is for bisecting")
+        check_outputs(output)
+        repo = GitRepo(kw["repo_path"])
+        base_sha = repo.resolve(base, "BASE")
+        head_sha = repo.resolve(head, "HEAD")
+        with tempfile.TemporaryDirectory(prefix="smbisect-compare-") as tmp:
+            runner = build_runner(repo, choice, kw["bench"], Path(tmp))
+            assert isinstance(runner, AsvRunner)
+            if from_results:
+                where = runner.export_dir or repo.root / ".asv" / "results"
+                measured = comparing.load_stored(where, runner.machine, base_sha, head_sha)
+                if measured is None:
+                    raise UsageError(
+                        f"no stored asv results for both {base} and {head} in "
+                        f"{where} (run without --from-results to measure)"
+                    )
+            else:
+                progress = None if quiet > 0 else (lambda msg: click.echo(msg, err=True))
+                measured = comparing.measure_two(
+                    repo, runner, base_sha, head_sha, samples, kw["bench"], progress
+                )
+        result = comparing.compare_measured(measured, base_sha, head_sha, factor)
+        text = comparing.render(result, fmt)
+        if output:
+            Path(output).write_text(text + "\n")
+            if quiet <= 0:
+                click.echo(f"comparison written to {output}")
+        else:
+            click.echo(text)
+        return 1 if comparing.has_regression(result) else 0
+
+    code = run_guarded(go)
+    sys.exit(code if code in (0, 1) else EXIT_USAGE)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,7 +22,13 @@ from . import stats
 from .errors import MeasurementFailed, UsageError
 from .git import GitRepo
 from .report import fmt_value
-from .runners import BenchmarkSpec, Runner, _expand_params, _specs_from_benchmarks_json
+from .runners import (
+    BenchmarkSpec,
+    Runner,
+    _expand_params,
+    _specs_from_benchmarks_json,
+    machine_name,
+)
 from .session import select_benchmarks
 
 DEFAULT_FACTOR = 1.1  # asv continuous' default
@@ -95,7 +101,7 @@ class Comparison:
     missing: dict[str, str] = field(default_factory=dict)
 
 
-def fmt(value: float, unit: str) -> str:
+def format_value(value: float, unit: str) -> str:
     """report.fmt_value, but counts like 43,092 samples/s instead of 4.309e+04 samples/s."""
     if unit not in ("seconds", "bytes") and math.isfinite(value) and abs(value) >= 1000:
         return f"{value:,.0f} {unit}".rstrip()
@@ -206,7 +212,8 @@ def is_throughput(row: BenchmarkComparison) -> bool:
 
 
 def is_peakmem(row: BenchmarkComparison) -> bool:
-    return row.kind == "peakmem"
+    # asv's benchmarks.json says "peakmemory"; "peakmem" is the method prefix
+    return row.kind in ("peakmemory", "peakmem")
 
 
 def summary(
@@ -276,17 +283,13 @@ def runtime_distribution(comparison: Comparison) -> list[tuple[str, float]]:
     return _largest_first((r.name, r.head) for r in comparison.rows if is_time(r))
 
 
-def memory_distribution(comparison: Comparison) -> tuple[str, list[tuple[str, float]]]:
-    """Head allocations per benchmark; peak memory per benchmark when nothing counts
-    allocations. Returns a title with the items, largest first."""
-    allocs = [(r.name, r.head) for r in comparison.rows if is_allocation(r)]
-    if allocs:
-        return "Total allocations", _largest_first(allocs)
-    peaks = [(r.name, r.head) for r in comparison.rows if is_peakmem(r)]
-    return "Peak memory, all benchmarks", _largest_first(peaks)
+def memory_distribution(comparison: Comparison) -> list[tuple[str, float]]:
+    """Head allocations per benchmark, largest first (the seed's "Memory Allocations
+    Distribution"). Peak memory is left out: peaks do not add up to a total."""
+    return _largest_first((r.name, r.head) for r in comparison.rows if is_allocation(r))
 
 
-def _largest_first(items: Any) -> list[tuple[str, float]]:
+def _largest_first(items: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
     return sorted(items, key=lambda item: (-item[1], item[0]))
 
 
@@ -311,7 +314,7 @@ def bar_chart(items: Sequence[tuple[str, float]], width: int = 40, unit: str = "
     total = sum(v for _, v in items)
     largest = max(v for _, v in items)
     name_w = max(len(n) for n, _ in items) + 1
-    values = [fmt(v, unit) if unit else f"{v:.4g}" for _, v in items]
+    values = [format_value(v, unit) if unit else f"{v:.4g}" for _, v in items]
     value_w = max(len(s) for s in values)
     lines = []
     for (name, value), shown in zip(items, values, strict=True):
@@ -328,7 +331,9 @@ def distribution_block(
     if not items:
         return ""
     total = sum(v for _, v in items)
-    return f"{title}: {fmt(total, unit)}\n\n{bar_chart(top_items(items, top), width, unit)}"
+    return (
+        f"{title}: {format_value(total, unit)}\n\n{bar_chart(top_items(items, top), width, unit)}"
+    )
 
 
 # -- pure: rendering ---------------------------------------------------------------------------
@@ -357,8 +362,8 @@ def _summary_table(c: Comparison, markdown: bool) -> str:
     rows = [
         [
             f"**{s.metric}**" if markdown else s.metric,
-            fmt(s.base, s.unit),
-            fmt(s.head, s.unit),
+            format_value(s.base, s.unit),
+            format_value(s.head, s.unit),
             f"**{_pct(s.change_pct)}**" if markdown else _pct(s.change_pct),
             _verdict_text(s.verdict, markdown),
         ]
@@ -372,8 +377,8 @@ def _benchmark_table(c: Comparison, markdown: bool) -> str:
     rows = [
         [
             f"`{r.name}`" if markdown else r.name,
-            fmt(r.base, r.unit),
-            fmt(r.head, r.unit),
+            format_value(r.base, r.unit),
+            format_value(r.head, r.unit),
             f"{r.ratio:.3f}x",
             _pct(r.change_pct),
             "n/a" if r.p_value is None else f"{r.p_value:.2g}",
@@ -395,9 +400,10 @@ def _distribution_blocks(c: Comparison) -> list[tuple[str, str]]:
         blocks.append(
             ("Runtime distribution", distribution_block("Total runtime", runtime, "seconds"))
         )
-    title, memory = memory_distribution(c)
+    memory = memory_distribution(c)
     if memory:
-        blocks.append(("Memory distribution", distribution_block(title, memory, "bytes")))
+        block = distribution_block("Total allocations", memory, "bytes")
+        blocks.append(("Memory distribution", block))
     return blocks
 
 
@@ -440,7 +446,7 @@ def _num(x: float | None) -> float | None:
 def to_dict(c: Comparison) -> dict[str, Any]:
     """JSON-ready: every number finite or null, samples included so the verdicts can be redone."""
     runtime = runtime_distribution(c)
-    mem_title, memory = memory_distribution(c)
+    memory = memory_distribution(c)
 
     def dist(items: list[tuple[str, float]]) -> list[dict[str, Any]]:
         total = sum(v for _, v in items)
@@ -485,7 +491,7 @@ def to_dict(c: Comparison) -> dict[str, Any]:
             for r in c.rows
         ],
         "runtime_distribution": dist(runtime),
-        "memory_distribution": {"title": mem_title, "items": dist(memory)},
+        "memory_distribution": dist(memory),
         "not_compared": dict(sorted(c.missing.items())),
     }
 
@@ -542,8 +548,8 @@ def measure_two(
     Benchmarks are grouped by samples per round, so asv time benchmarks (`repeat` samples per
     process) take one run per half while track/peakmem ones (one value per process) take one
     run per sample. A benchmark that errors at either revision is dropped from both and
-    reported in `errors`; if nothing at all can be measured the revision is named in a
-    UsageError.
+    reported in `errors` (prefixed with the commit it failed at); if nothing can be measured
+    at both revisions, a UsageError carries the first error.
     """
     specs = select_benchmarks(runner.list_benchmarks(), bench_patterns)
     first, second = _halves(samples)
@@ -628,11 +634,7 @@ def _only_machine(results_dir: Path) -> str | None:
     if not results_dir.is_dir():
         return None
     machines = [p.name for p in results_dir.iterdir() if (p / "machine.json").is_file()]
-    if len(machines) == 1:
-        return machines[0]
-    from .runners import machine_name
-
-    return machine_name()
+    return machines[0] if len(machines) == 1 else machine_name()
 
 
 def _stored_samples(results_dir: Path, machine: str, sha: str) -> dict[str, list[float]] | None:
@@ -663,8 +665,12 @@ def _stored_samples(results_dir: Path, machine: str, sha: str) -> dict[str, list
 def _guess_spec(name: str) -> BenchmarkSpec:
     """A spec from asv's naming convention, for results without a benchmarks.json."""
     method = name.split("(", 1)[0].rsplit(".", 1)[-1]
-    for kind, unit in (("time", "seconds"), ("peakmem", "bytes"), ("mem", "bytes")):
-        if method.startswith(kind + "_"):
+    for prefix, kind, unit in (
+        ("time_", "time", "seconds"),
+        ("peakmem_", "peakmemory", "bytes"),
+        ("mem_", "memory", "bytes"),
+    ):
+        if method.startswith(prefix):
             return BenchmarkSpec(name, unit, True, 1, kind)
     return BenchmarkSpec(name, "unit", True, 1, "track")
 

@@ -128,7 +128,7 @@ ASV_CONF = {
     "environment_type": "virtualenv",
     "build_command": ["python -m pip wheel --no-deps -w {build_cache_dir} {build_dir}"],
     "install_command": ["in-dir={env_dir} python -m pip install --no-deps {wheel_file}"],
-    "matrix": {"req": {"numpy": [""]}},
+    "matrix": {"req": {"numpy": [""], "threadpoolctl": [""]}},
     "benchmark_dir": "benchmarks",
     "env_dir": ".asv/env",
     "results_dir": ".asv/results",
@@ -143,7 +143,7 @@ build-backend = "setuptools.build_meta"
 name = "smallmind"
 version = "{version}"
 requires-python = ">=3.10"
-dependencies = ["numpy>=1.24"]
+dependencies = ["numpy>=1.24", "threadpoolctl>=3.1"]
 
 [tool.setuptools]
 packages = ["smallmind"]

@@ -308,7 +308,9 @@ def write_outputs(
         write_json(result, Path(json_path))
         written.append(("JSON", json_path))
     if report_path:
-        Path(report_path).write_text(to_markdown(result))
+        from .html_report import write_markdown_with_plots
+
+        write_markdown_with_plots(result, Path(report_path))
         written.append(("Markdown report", report_path))
     if html_path:
         from .html_report import write_html

@@ -44,7 +44,7 @@ class BenchmarkSpec:
     unit: str = "seconds"
     worse_is_higher: bool | None = True  # None: either direction counts as the regression
     samples_per_round: int = 1  # how many samples one round (one process) yields
-    kind: str = "time"  # asv's benchmark type: time, peakmem, mem, track; "command" for --cmd
+    kind: str = "time"  # asv type: time, peakmemory, memory, track; "command" for --cmd
 
 
 @dataclass

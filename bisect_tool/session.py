@@ -471,9 +471,11 @@ class Session:
         good, bad = self._refs(m, name)
         worse_high = stats.median(bad) >= stats.median(good)
         pairs = max(5, m.rounds_for(name, self.opt.confirm_samples))
+        par_blocks: list[list[float]] = []
+        cul_blocks: list[list[float]] = []
         for attempt in (1, 2):
-            par_blocks: list[list[float]] = []
-            cul_blocks: list[list[float]] = []
+            # A second attempt adds pairs to the first: one block hit by a burst of load must
+            # not sink a real culprit, and more independent blocks make the test stronger.
             for i in range(pairs):
                 # ABBA order: a steady drift of the machine favours neither side.
                 order = (parent, culprit) if i % 2 == 0 else (culprit, parent)
@@ -494,7 +496,7 @@ class Session:
                 self.emit(
                     "more",
                     f"{name}: confirmation unclear (p={comp.p_value:.2g}); "
-                    "measuring a fresh set of pairs",
+                    "measuring more pairs",
                 )
         verdict = "confirmed" if ok else "NOT confirmed"
         self.emit(

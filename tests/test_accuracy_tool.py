@@ -197,6 +197,8 @@ def test_score_smbisect_right_wrong_and_unconfirmed() -> None:
     }
     hedged = score_smbisect(unconfirmed, 4, "b" * 40, 1.0)
     assert not hedged.correct and not hedged.wrong_confident
+    right_unconfirmed = score_smbisect(unconfirmed, 4, "c" * 40, 1.0)
+    assert right_unconfirmed.named_right and not right_unconfirmed.correct
     none = score_smbisect({"culprits": [], "steps": SMB_JSON["steps"][:1]}, 3, "c" * 40, 1.0)
     assert none.named is None and not none.correct and not none.wrong_confident
     crashed = score_smbisect(None, 1, "c" * 40, 1.0)
@@ -244,7 +246,7 @@ def _result(case: Any, smb: Any, asv: Any = None) -> Any:
 
 def test_aggregate_rows() -> None:
     def smb(correct: bool, wrong: bool, commits: int, samples: int, wall: float) -> Any:
-        return ToolResult("smbisect", "x", correct, wrong, commits, samples, wall, 0)
+        return ToolResult("smbisect", "x", correct, wrong, commits, samples, wall, 0, True)
 
     def asv(correct: bool, commits: int, wall: float) -> Any:
         return ToolResult("asv-find", "y", correct, not correct, commits, None, wall, 0, None, True)
@@ -260,10 +262,30 @@ def test_aggregate_rows() -> None:
         ]
     )
     assert rows[0] == [
-        32, "linear", "1.3x", "5%", 2, "1/2", "1/2", "9.0", "110", "15.0",
+        32, "linear", "1.3x", "5%", 2, "1/2", "1/2", "0/2", "9.0", "110", "15.0",
         2, "1/2", "=", "1/2", "7.0", "70.0", 5,
     ]  # fmt: skip
     assert rows[1][:6] == [256, "merges", "3x", "15%", 1, "1/1"]
-    assert rows[1][10:17] == ["-", "-", "-", "-", "-", "-", 8]
+    assert rows[1][11:18] == ["-", "-", "-", "-", "-", "-", 8]
     table = render_table([_result(c32, smb(True, False, 8, 100, 10.0))])
     assert "smb correct" in table and "ceil(log2 N)" in table and "| 1/1" in table
+
+
+def test_jsonl_round_trip_rescores(tmp_path: Path) -> None:
+    import json
+
+    case = Case(32, "linear", 1.3, 0.05, 0, 1)
+    smb = score_smbisect(SMB_JSON, 0, "c" * 40, 12.5)
+    line = {
+        "case": vars(case),
+        "culprit": "c" * 40,
+        "first_parent_culprit": "c" * 40,
+        "merges": 0,
+        "results": {"smbisect": {**vars(smb), "correct": False, "unknown_field": 1}},
+    }
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(line) + "\n\n")
+    (loaded,) = acc.load_jsonl([str(path)])
+    assert loaded.case == case
+    assert loaded.results["smbisect"].correct  # re-scored from named + confirmed
+    assert aggregate([loaded])[0][5] == "1/1"

@@ -14,8 +14,18 @@ CMD = f"{sys.executable} bench.py"
 def test_check_exit_codes_on_a_real_repository(tmp_path: Path) -> None:
     repo = tmp_path / "proj"
     shas = make_history(repo, [1.0, 1.0, 1.02, 1.6, 1.6, 1.0], broken={4})
-    common = ("--good", shas[0], "--cmd", CMD, "--metric", "stdout", "--threshold", "1.2",
-              "--cache-dir", str(tmp_path / "c"))
+    common = (
+        "--good",
+        shas[0],
+        "--cmd",
+        CMD,
+        "--metric",
+        "stdout",
+        "--threshold",
+        "1.2",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    )
     same = smbisect("check", shas[2], *common, cwd=repo)
     assert same.returncode == 0, same.stdout + same.stderr
     assert "good" in same.stdout
@@ -37,10 +47,30 @@ def test_git_bisect_run_with_smbisect_check_finds_the_culprit(tmp_path: Path) ->
     shas = make_history(repo, costs, bench=BENCH)
     git(repo, "bisect", "start", shas[-1], shas[0])
     run = subprocess.run(
-        ["git", "bisect", "run", sys.executable, "-m", "bisect_tool", "check", "-q",
-         "--good", shas[0], "--cmd", CMD, "--metric", "stdout", "--threshold", "1.2",
-         "--cache-dir", str(tmp_path / "c")],
-        cwd=repo, capture_output=True, text=True, timeout=600,
+        [
+            "git",
+            "bisect",
+            "run",
+            sys.executable,
+            "-m",
+            "bisect_tool",
+            "check",
+            "-q",
+            "--good",
+            shas[0],
+            "--cmd",
+            CMD,
+            "--metric",
+            "stdout",
+            "--threshold",
+            "1.2",
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"{shas[7]} is the first bad commit" in run.stdout

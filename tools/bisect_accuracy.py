@@ -401,6 +401,7 @@ class ToolResult:
     confirmed: bool | None = None
     first_parent_correct: bool | None = None
     error: str | None = None
+    named_right: bool | None = None  # named the culprit, confirmed or not
 
 
 @dataclass
@@ -423,7 +424,12 @@ def score_smbisect(
     wall: float,
     bench: str = BENCH,
 ) -> ToolResult:
-    """Score smbisect's --json output. Wrong-and-confident means a confirmed wrong culprit."""
+    """Score smbisect's --json output.
+
+    Correct means the culprit was named and confirmed (exit 0): the answer a user acts on. A
+    right but unconfirmed name (exit 4) is not counted correct, only `named_right`.
+    Wrong-and-confident means a confirmed wrong culprit.
+    """
     if not data:
         return ToolResult(
             "smbisect",
@@ -444,18 +450,19 @@ def score_smbisect(
     steps = data.get("steps", [])
     samples = sum(len(v) for s in steps for v in (s.get("samples") or {}).values())
     measured = sum(1 for s in steps if any(s.get("samples") or {}))
-    correct = named == culprit
+    right = named == culprit
     return ToolResult(
         tool="smbisect",
         named=named,
-        correct=correct,
-        wrong_confident=bool(named) and confirmed and not correct,
+        correct=right and confirmed,
+        wrong_confident=bool(named) and confirmed and not right,
         commits_measured=measured,
         samples=samples,
         wall=wall,
         exit_code=exit_code,
         confirmed=confirmed,
-        first_parent_correct=correct,
+        first_parent_correct=right,
+        named_right=right,
     )
 
 
@@ -500,6 +507,7 @@ def score_asv_find(
         exit_code=exit_code,
         first_parent_correct=named is not None and _same(named, first_parent),
         error=error,
+        named_right=correct,
     )
 
 
@@ -610,6 +618,7 @@ HEADERS = [
     "trials",
     "smb correct",
     "smb wrong+confirmed",
+    "smb unconfirmed",
     "smb commits",
     "smb samples",
     "smb wall s",
@@ -655,6 +664,7 @@ def aggregate(results: Sequence[CaseResult]) -> list[list[Any]]:
                 len(rs),
                 _rate(t.correct for t in smb),
                 _rate(t.wrong_confident for t in smb),
+                _rate(not t.confirmed for t in smb),
                 _mean(t.commits_measured for t in smb),
                 _mean((t.samples for t in smb), "{:.0f}"),
                 _mean(t.wall for t in smb),
@@ -668,6 +678,30 @@ def aggregate(results: Sequence[CaseResult]) -> list[list[Any]]:
             ]
         )
     return rows
+
+
+def load_jsonl(paths: Sequence[str]) -> list[CaseResult]:
+    """Results saved with --jsonl, re-scored with the current rules (so older files still fit)."""
+    out = []
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            r = CaseResult(
+                Case(**row["case"]), row["culprit"], row["first_parent_culprit"], row["merges"]
+            )
+            for name, raw in row["results"].items():
+                known = {k: v for k, v in raw.items() if k in ToolResult.__dataclass_fields__}
+                t = ToolResult(**known)
+                if name == "smbisect":
+                    right = t.named == r.culprit
+                    t.named_right = right
+                    t.correct = right and bool(t.confirmed)
+                    t.wrong_confident = bool(t.named) and bool(t.confirmed) and not right
+                r.results[name] = t
+            out.append(r)
+    return out
 
 
 def render_table(results: Sequence[CaseResult], fmt: str = "github") -> str:
@@ -746,6 +780,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jsonl", metavar="FILE", help="Append one JSON line per case here.")
     p.add_argument("--timeout", type=float, default=1800.0, help="Per tool run, seconds.")
     p.add_argument("--keep", metavar="DIR", help="Build the repositories here and keep them.")
+    p.add_argument(
+        "--from-jsonl",
+        metavar="FILE[,FILE]",
+        help="Run nothing: print the table of results saved earlier with --jsonl.",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.lengths, args.shapes, args.slowdowns, args.noise = "32,256", "linear", "1.3,3", "0.05"
@@ -772,6 +811,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_jsonl:
+        print(render_table(load_jsonl(_items(args.from_jsonl))))
+        return 0
     cases = build_cases(
         args.length_list,
         args.shape_list,
