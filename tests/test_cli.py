@@ -70,6 +70,22 @@ def smbisect(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Complete
     )
 
 
+def cmd_bisect(
+    repo: Path,
+    tmp_path: Path,
+    good: str,
+    *extra: str,
+    metric: str | None = "stdout",
+    cache: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """smbisect in --cmd mode on bench.py, with a cache private to the test."""
+    args = ["--good", good, "--cmd", f"{sys.executable} bench.py"]
+    if metric:
+        args += ["--metric", metric]
+    args += ["--cache-dir", cache or str(tmp_path / "c")]
+    return smbisect(*args, *extra, cwd=repo)
+
+
 def repo_state(repo: Path) -> dict[str, str]:
     """Everything a user would notice changing in their checkout."""
     return {
@@ -107,20 +123,15 @@ def test_cmd_bisect_names_culprit_and_leaves_checkout_alone(user_repo, tmp_path)
     before = repo_state(repo)
     out_json = tmp_path / "result.json"
     out_md = tmp_path / "result.md"
-    res = smbisect(
-        "--good",
+    res = cmd_bisect(
+        repo,
+        tmp_path,
         shas[0],
-        "--cmd",
-        f"{sys.executable} bench.py",
-        "--metric",
-        "stdout",
         "--json",
         str(out_json),
         "--report",
         str(out_md),
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        cwd=repo,
+        cache=str(tmp_path / "cache"),
     )
     assert res.returncode == 0, res.stderr
     assert repo_state(repo) == before
@@ -145,19 +156,7 @@ def test_failing_commits_are_skipped_and_reported(tmp_path):
     repo = tmp_path / "proj"
     shas = make_history(repo, costs, broken={5, 6})
     out_json = tmp_path / "r.json"
-    res = smbisect(
-        "--good",
-        shas[0],
-        "--cmd",
-        f"{sys.executable} bench.py",
-        "--metric",
-        "stdout",
-        "--json",
-        str(out_json),
-        "--cache-dir",
-        str(tmp_path / "c"),
-        cwd=repo,
-    )
+    res = cmd_bisect(repo, tmp_path, shas[0], "--json", str(out_json))
     data = json.loads(out_json.read_text())
     skipped = {s["sha"]: s["error"] for s in data["skipped"]}
     if res.returncode == 0:
@@ -175,19 +174,7 @@ def test_regression_that_does_not_reproduce_exits_3(tmp_path):
     repo = tmp_path / "proj"
     shas = make_history(repo, [1.0] * 6)
     out_json = tmp_path / "r.json"
-    res = smbisect(
-        "--good",
-        shas[0],
-        "--cmd",
-        f"{sys.executable} bench.py",
-        "--metric",
-        "stdout",
-        "--json",
-        str(out_json),
-        "--cache-dir",
-        str(tmp_path / "c"),
-        cwd=repo,
-    )
+    res = cmd_bisect(repo, tmp_path, shas[0], "--json", str(out_json))
     assert res.returncode == 3, res.stderr
     data = json.loads(out_json.read_text())
     assert data["culprits"] == []
@@ -198,17 +185,7 @@ def test_regression_that_does_not_reproduce_exits_3(tmp_path):
 def test_wall_time_metric_finds_a_slower_sleep(tmp_path):
     repo = tmp_path / "proj"
     shas = make_history(repo, [0.01] * 4 + [0.06] * 4, bench=SLOW_BENCH)
-    res = smbisect(
-        "--good",
-        shas[0],
-        "--cmd",
-        f"{sys.executable} bench.py",
-        "--json",
-        str(tmp_path / "r.json"),
-        "--cache-dir",
-        str(tmp_path / "c"),
-        cwd=repo,
-    )
+    res = cmd_bisect(repo, tmp_path, shas[0], "--json", str(tmp_path / "r.json"), metric=None)
     assert res.returncode == 0, res.stderr
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["culprits"][0]["sha"] == shas[4]
@@ -217,19 +194,7 @@ def test_wall_time_metric_finds_a_slower_sleep(tmp_path):
 def test_threshold_factor_above_the_regression_means_no_bisect(tmp_path):
     repo = tmp_path / "proj"
     shas = make_history(repo, [1.0] * 3 + [1.3] * 3)
-    res = smbisect(
-        "--good",
-        shas[0],
-        "--cmd",
-        f"{sys.executable} bench.py",
-        "--metric",
-        "stdout",
-        "--threshold",
-        "1.5",
-        "--cache-dir",
-        str(tmp_path / "c"),
-        cwd=repo,
-    )
+    res = cmd_bisect(repo, tmp_path, shas[0], "--threshold", "1.5")
     assert res.returncode == 3, res.stderr
 
 
@@ -390,16 +355,8 @@ def test_worktree_left_by_a_killed_run_is_removed_by_the_next(tmp_path):
     proc.communicate(timeout=30)
     left = _smbisect_worktrees(repo)
     assert len(left) == 1
-    res = smbisect(
-        "--good",
-        "HEAD~3",
-        "--cmd",
-        f"{sys.executable} bench.py",
-        "--threshold",
-        "1.5",
-        "--cache-dir",
-        str(tmp_path / "c2"),
-        cwd=repo,
+    res = cmd_bisect(
+        repo, tmp_path, "HEAD~3", "--threshold", "1.5", metric=None, cache=str(tmp_path / "c2")
     )
     assert res.returncode in (0, 3, 4), res.stderr
     assert _smbisect_worktrees(repo) == []
