@@ -723,6 +723,17 @@ def machine_info() -> str:
     )
 
 
+def smbisect_version() -> str:
+    """The smbisect code that runs: HEAD of this checkout, and whether bisect_tool/ differs."""
+    here = Path(__file__).resolve().parents[1]
+    try:
+        head = _git(here, "rev-parse", "--short=10", "HEAD").strip()
+        dirty = _git(here, "status", "--porcelain", "--", "bisect_tool").strip()
+    except (RuntimeError, OSError):
+        return "unknown"
+    return f"{head}{' + uncommitted changes in bisect_tool/' if dirty else ''}"
+
+
 def case_line(r: CaseResult) -> str:
     parts = [f"{r.case.label} culprit={r.culprit[:10]}"]
     for name, t in r.results.items():
@@ -824,7 +835,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     command = " ".join(["python tools/bisect_accuracy.py", *(argv or sys.argv[1:])])
     started = time.perf_counter()
-    print(f"{len(cases)} cases; {machine_info()}", file=sys.stderr, flush=True)
+    version = smbisect_version()
+    print(f"{len(cases)} cases; {machine_info()}; smbisect {version}", file=sys.stderr, flush=True)
     ensure_asv_machine()
     results: list[CaseResult] = []
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bisect-accuracy-"))
@@ -874,8 +886,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         with open(args.markdown, "a") as fh:
             fh.write(
-                f"\n### `{command}`\n\n{stamp}; {machine_info()}; {len(results)} cases in "
-                f"{elapsed:.0f} s.\n\n{table}\n"
+                f"\n### `{command}`\n\n{stamp}; {machine_info()}; smbisect {version} at start; "
+                f"{len(results)} cases in {elapsed:.0f} s.\n\n{table}\n"
             )
     return 0
 
