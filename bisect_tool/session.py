@@ -253,6 +253,7 @@ class Session:
             self.emit("references", "endpoints measured", outcomes=outcomes)
             for o in regressed:
                 self._bisect_one(m, wt, o, [r.spec.name for r in regressed])
+            self._confirm_all(m, regressed)
         all_samples: dict[str, dict[str, list[float]]] = {}
         for sha in self.commits:
             all_samples[sha] = {
@@ -376,7 +377,6 @@ class Session:
         if step.culprit:
             out.culprit = step.culprit
             self.record(step.culprit, "step")
-            self._confirm(m, out)
         else:
             out.candidates = list(step.candidates)
             for c in out.candidates:
@@ -457,54 +457,73 @@ class Session:
                 stats.median(good), stats.median(bad), self.opt.factor, self.opt.delta
             )
 
-    def _confirm(self, m: Measurer, out: BenchmarkOutcome) -> None:
-        """Measure culprit and parent interleaved (ABAB...) and test the difference."""
-        name = out.spec.name
-        culprit = out.culprit
-        assert culprit is not None
+    def _confirm_all(self, m: Measurer, outcomes: Sequence[BenchmarkOutcome]) -> None:
+        """Confirm each culprit; benchmarks blaming the same commit share the measurements."""
+        by_culprit: dict[str, list[BenchmarkOutcome]] = {}
+        for out in outcomes:
+            if out.culprit:
+                by_culprit.setdefault(out.culprit, []).append(out)
+        for culprit, group in by_culprit.items():
+            self._confirm(m, culprit, group)
+
+    def _confirm(self, m: Measurer, culprit: str, group: Sequence[BenchmarkOutcome]) -> None:
+        """Measure culprit and parent in alternating blocks (ABBA...) and test each benchmark.
+
+        A second attempt adds blocks to the first: one block hit by a burst of load must not
+        sink a real culprit, and more independent blocks make the test stronger.
+        """
         parents = self.commits[culprit].info.parents
         if not parents:
-            out.notes.append("culprit is a root commit: nothing to confirm against")
+            for out in group:
+                out.notes.append("culprit is a root commit: nothing to confirm against")
             return
         parent = parents[0]
         self.record(parent, "parent")
-        good, bad = self._refs(m, name)
-        worse_high = stats.median(bad) >= stats.median(good)
-        pairs = max(5, m.rounds_for(name, self.opt.confirm_samples))
-        par_blocks: list[list[float]] = []
-        cul_blocks: list[list[float]] = []
+        names = [o.spec.name for o in group]
+        pairs = max(5, *(m.rounds_for(n, self.opt.confirm_samples) for n in names))
+        blocks: dict[tuple[str, str], list[list[float]]] = {
+            (sha, n): [] for sha in (parent, culprit) for n in names
+        }
+        todo = list(group)
         for attempt in (1, 2):
-            # A second attempt adds pairs to the first: one block hit by a burst of load must
-            # not sink a real culprit, and more independent blocks make the test stronger.
             for i in range(pairs):
                 # ABBA order: a steady drift of the machine favours neither side.
-                order = (parent, culprit) if i % 2 == 0 else (culprit, parent)
-                for sha in order:
-                    before = len(m.samples(sha, name))
-                    m.add(sha, [name], 1)
-                    block = m.samples(sha, name)[before:]
-                    (par_blocks if sha == parent else cul_blocks).append(block)
+                for sha in (parent, culprit) if i % 2 == 0 else (culprit, parent):
+                    wanted = [o.spec.name for o in todo]
+                    before = {n: len(m.samples(sha, n)) for n in wanted}
+                    m.add(sha, wanted, 1)
+                    for n in wanted:
+                        blocks[(sha, n)].append(m.samples(sha, n)[before[n] :])
+            still = []
+            for out in todo:
+                name = out.spec.name
                 if m.error(parent, name) or m.error(culprit, name):
                     out.notes.append("confirmation could not measure the culprit or its parent")
-                    return
-            ok, comp = stats.confirms(par_blocks, cul_blocks, worse_high, self.opt.alpha)
-            out.confirmation = comp
-            out.confirmed = ok
-            if ok:
-                break
-            if attempt == 1:
-                self.emit(
-                    "more",
-                    f"{name}: confirmation unclear (p={comp.p_value:.2g}); "
-                    "measuring more pairs",
+                    continue
+                good, bad = self._refs(m, name)
+                worse_high = stats.median(bad) >= stats.median(good)
+                ok, comp = stats.confirms(
+                    blocks[(parent, name)], blocks[(culprit, name)], worse_high, self.opt.alpha
                 )
-        verdict = "confirmed" if ok else "NOT confirmed"
-        self.emit(
-            "confirm",
-            f"{name}: culprit {culprit[:10]} {verdict} against its parent "
-            f"{parent[:10]}: {comp.ratio:.3f}x [{comp.ci_low:.3f}, {comp.ci_high:.3f}], "
-            f"p={comp.p_value:.2g}",
-        )
+                out.confirmation, out.confirmed = comp, ok
+                if not ok and attempt == 1:
+                    still.append(out)
+                    self.emit(
+                        "more",
+                        f"{name}: confirmation unclear (p={comp.p_value:.2g}); "
+                        "measuring more pairs",
+                    )
+                    continue
+                verdict = "confirmed" if ok else "NOT confirmed"
+                self.emit(
+                    "confirm",
+                    f"{name}: culprit {culprit[:10]} {verdict} against its parent "
+                    f"{parent[:10]}: {comp.ratio:.3f}x [{comp.ci_low:.3f}, {comp.ci_high:.3f}], "
+                    f"p={comp.p_value:.2g}",
+                )
+            todo = still
+            if not todo:
+                break
 
 
 @dataclass
