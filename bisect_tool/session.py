@@ -26,6 +26,8 @@ from .runners import Batch, BenchmarkSpec, Runner
 from .stats import Comparison, Verdict
 from .store import MeasurementStore
 
+SUGGESTIVE_P = 0.1  # endpoints this close to significant are measured more before giving up
+
 
 @dataclass(frozen=True)
 class BisectOptions:
@@ -40,6 +42,7 @@ class BisectOptions:
     max_samples: int = 30  # budget per commit; still unknown after it -> skip
     drift_every: int = 4  # re-measure the endpoints after this many bisect steps
     confirm_samples: int = 10  # samples of culprit and parent each, taken alternately
+    recheck_samples: int = 15  # samples per step when bisecting again after a failed confirm
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,7 @@ class Session:
             for o in regressed:
                 self._bisect_one(m, wt, o, [r.spec.name for r in regressed])
             self._confirm_all(m, regressed)
+            self._retry_unconfirmed(m, wt, regressed)
         all_samples: dict[str, dict[str, list[float]]] = {}
         for sha in self.commits:
             all_samples[sha] = {
@@ -310,7 +314,10 @@ class Session:
             stats.beyond_threshold(g, b, self.opt.factor, self.opt.delta, worse_high)
             for worse_high in (True, False)
         )
-        return beyond and stats.rank_test(good, bad) >= self.opt.alpha
+        p = stats.rank_test(good, bad)
+        # Unclear: past the threshold but not yet significant, or a suggestive difference
+        # (p < 0.1) whose first samples happened to fall short of the threshold.
+        return p >= self.opt.alpha and (beyond or p < SUGGESTIVE_P)
 
     def _reference_outcome(self, m: Measurer, spec: BenchmarkSpec) -> BenchmarkOutcome:
         good, bad = m.samples(self.good, spec.name), m.samples(self.bad, spec.name)
@@ -336,8 +343,38 @@ class Session:
 
     # -- one benchmark -----------------------------------------------------------------------
 
+    def _retry_unconfirmed(
+        self, m: Measurer, wt: Worktree, outcomes: Sequence[BenchmarkOutcome]
+    ) -> None:
+        """A culprit that fails confirmation usually means one step was misjudged on few
+        samples. Bisect once more with every step measured to `recheck_samples` (cached
+        samples are reused, so only the top-up costs), then confirm again."""
+        retry = [o for o in outcomes if o.culprit and not o.confirmed]
+        if not retry:
+            return
+        names = [o.spec.name for o in retry]
+        for o in retry:
+            o.notes.append(
+                f"the first bisect named {o.culprit[:10]}, which did not confirm against its "
+                f"parent; bisected again with {self.opt.recheck_samples} samples at every step"
+            )
+            self.emit(
+                "retry",
+                f"{o.spec.name}: {o.culprit[:10]} did not confirm; bisecting "
+                f"again with {self.opt.recheck_samples} samples per step",
+            )
+            o.culprit, o.candidates, o.steps = None, [], []
+            o.confirmation, o.confirmed = None, False
+            self._bisect_one(m, wt, o, names, min_samples=self.opt.recheck_samples)
+        self._confirm_all(m, retry)
+
     def _bisect_one(
-        self, m: Measurer, wt: Worktree, out: BenchmarkOutcome, shared: list[str]
+        self,
+        m: Measurer,
+        wt: Worktree,
+        out: BenchmarkOutcome,
+        shared: list[str],
+        min_samples: int = 0,
     ) -> None:
         name = out.spec.name
         self.emit(
@@ -355,7 +392,7 @@ class Session:
             k += 1
             if k > 1 and (k - 1) % self.opt.drift_every == 0:
                 self._check_drift(m, out, shared)
-            verdict = self._judge(m, out, sha, shared)
+            verdict = self._judge(m, out, sha, shared, min_samples)
             out.steps.append(sha)
             rec = self.commits[sha]
             self.emit(
@@ -388,11 +425,13 @@ class Session:
                 benchmark=name,
             )
 
-    def _judge(self, m: Measurer, out: BenchmarkOutcome, sha: str, shared: list[str]) -> Verdict:
+    def _judge(
+        self, m: Measurer, out: BenchmarkOutcome, sha: str, shared: list[str], min_samples: int = 0
+    ) -> Verdict:
         """Measure sha until its verdict is clear or the budget is spent."""
         name = out.spec.name
         rec = self.record(sha, "step")
-        m.ensure(sha, shared, self.opt.commit_samples)
+        m.ensure(sha, shared, max(self.opt.commit_samples, min_samples))
         extra = 0
         while True:
             err = m.error(sha, name)

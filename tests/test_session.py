@@ -569,3 +569,59 @@ def test_borderline_references_are_measured_more(git_repo_factory):
     result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
     assert result.outcomes[0].culprit == repo.shas[15]
     assert result.exit_code == EXIT_CULPRIT
+
+
+class FirstStepLies(FakeRunner):
+    """The first bisect step's first measurement looks exactly like good (a misjudged step)."""
+
+    def __init__(self, endpoints: Sequence[str], **kw) -> None:
+        super().__init__(**kw)
+        self.endpoints = set(endpoints)
+        self.lied: str | None = None
+
+    def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
+        batch = super().measure(worktree, commit, names, rounds)
+        if self.lied is None and commit not in self.endpoints:
+            self.lied = commit
+            batch.samples = {n: [1.0] * len(v) for n, v in batch.samples.items()}
+        return batch
+
+
+def test_a_misjudged_step_is_recovered_after_the_confirmation_fails(git_repo_factory):
+    repo = linear_history(git_repo_factory, 20, {3: {BENCH: 2.0}})
+    runner = FirstStepLies([repo.shas[0], repo.shas[-1]])
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
+    (out,) = result.bisected
+    # the premise: the lying step really is slow, so the first pass went the wrong way
+    assert runner.lied is not None and repo.shas.index(runner.lied) > 3
+    assert any("bisected again" in note for note in out.notes)
+    assert out.culprit == repo.shas[3] and out.confirmed
+    assert result.exit_code == EXIT_CULPRIT
+
+
+class ShyRegression(FakeRunner):
+    """The bad endpoint's first measurements understate its real 1.1x slowdown."""
+
+    def __init__(self, bad: str, **kw) -> None:
+        super().__init__(**kw)
+        self.bad = bad
+
+    def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
+        early = sum(c.commit == commit for c in self.calls) < 2
+        batch = super().measure(worktree, commit, names, rounds)
+        if commit == self.bad and early:  # both interleaved halves of the endpoints
+            batch.samples = {n: [x * 0.95 for x in v] for n, v in batch.samples.items()}
+        return batch
+
+
+SHY_SEED = 23  # first 10+10 samples: 1.042x, p=0.031 (suggestive, below the 5% floor)
+
+
+def test_a_suggestive_difference_below_the_threshold_is_measured_more(git_repo_factory):
+    repo = linear_history(git_repo_factory, 12, {6: {BENCH: 1.1}})
+    runner = ShyRegression(repo.shas[-1], noise=0.05, seed=SHY_SEED)
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
+    bad_calls = [c for c in runner.calls if c.commit == repo.shas[-1]]
+    assert len(bad_calls) > 2  # more than the two interleaved halves
+    assert result.outcomes[0].reproduces
+    assert result.outcomes[0].culprit == repo.shas[6]
