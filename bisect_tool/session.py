@@ -41,7 +41,8 @@ class BisectOptions:
     reference_samples: int = 10  # samples of each endpoint, taken in interleaved halves
     max_samples: int = 30  # budget per commit; still unknown after it -> skip
     drift_every: int = 4  # re-measure the endpoints after this many bisect steps
-    confirm_samples: int = 10  # samples of culprit and parent each, taken alternately
+    confirm_pairs: int = 3  # culprit/parent alternations (ABBAAB) for the confirmation
+    confirm_rounds: int = 2  # rounds (independent processes) per measurement in it
     recheck_samples: int = 15  # samples per step when bisecting again after a failed confirm
 
 
@@ -125,6 +126,15 @@ def select_benchmarks(
     return chosen
 
 
+def split_rounds(samples: list[float], rounds: int) -> list[list[float]]:
+    """One block per round (process): runners return each round's samples in order, the same
+    number per round, and samples that shared a process are not independent observations."""
+    if rounds > 1 and len(samples) % rounds == 0:
+        size = len(samples) // rounds
+        return [samples[i : i + size] for i in range(0, len(samples), size)]
+    return [samples]
+
+
 def resolve_range(repo: GitRepo, good: str, bad: str) -> tuple[str, str]:
     """Full shas of good and bad, checked to form a range git bisect can walk."""
     good_sha = repo.resolve(good, "--good")
@@ -185,11 +195,11 @@ class Measurer:
     def add_samples(self, sha: str, benches: Sequence[str], samples: int) -> None:
         self.add(sha, benches, max(self.rounds_for(b, samples) for b in benches))
 
-    def add(self, sha: str, benches: Sequence[str], rounds: int) -> None:
-        """Measure `rounds` more rounds of benches at sha, whatever is cached."""
+    def add(self, sha: str, benches: Sequence[str], rounds: int) -> Batch:
+        """Measure `rounds` more rounds of benches at sha, whatever is cached; return them."""
         benches = [b for b in benches if self.error(sha, b) is None]
         if not benches or rounds <= 0:
-            return
+            return Batch()
         self.worktree.checkout(sha)
         try:
             batch = self.runner.measure(self.worktree.path, sha, benches, rounds)
@@ -204,6 +214,7 @@ class Measurer:
             # else: a commit that measured fine before and failed once keeps its samples; a
             # transient failure must not erase a reference in the middle of a bisect
         self.store.save()
+        return batch
 
 
 class Session:
@@ -519,20 +530,21 @@ class Session:
         parent = parents[0]
         self.record(parent, "parent")
         names = [o.spec.name for o in group]
-        pairs = max(5, *(m.rounds_for(n, self.opt.confirm_samples) for n in names))
         blocks: dict[tuple[str, str], list[list[float]]] = {
             (sha, n): [] for sha in (parent, culprit) for n in names
         }
         todo = list(group)
         for attempt in (1, 2):
-            for i in range(pairs):
+            for i in range(self.opt.confirm_pairs):
                 # ABBA order: a steady drift of the machine favours neither side.
                 for sha in (parent, culprit) if i % 2 == 0 else (culprit, parent):
                     wanted = [o.spec.name for o in todo]
-                    before = {n: len(m.samples(sha, n)) for n in wanted}
-                    m.add(sha, wanted, 1)
+                    batch = m.add(sha, wanted, self.opt.confirm_rounds)
                     for n in wanted:
-                        blocks[(sha, n)].append(m.samples(sha, n)[before[n] :])
+                        if batch.samples.get(n):
+                            blocks[(sha, n)].extend(
+                                split_rounds(batch.samples[n], self.opt.confirm_rounds)
+                            )
             still = []
             for out in todo:
                 name = out.spec.name
