@@ -59,4 +59,9 @@ def export_run(scratch_results: Path, dest: Path, machine: str, commit: str) -> 
             written.append(target)
     except OSError as exc:
         raise EnvironmentProblem(f"cannot write asv results to {dest}: {exc}") from None
+    except Exception as exc:  # asv's own errors for a results file it cannot read
+        raise EnvironmentProblem(
+            f"cannot merge into the asv results in {dest} ({type(exc).__name__}: {exc}); "
+            "use --asv-results DIR or --no-asv-results"
+        ) from None
     return written

@@ -13,7 +13,7 @@ import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,15 @@ from . import __version__, report
 from .errors import EXIT_ERROR, EXIT_USAGE, Interrupted, SmbisectError, UsageError
 from .git import GitRepo
 from .runners import AsvRunner, AsvSettings, CommandRunner, Runner
-from .session import BisectOptions, Event, Session, SessionResult, check_commit, resolve_range
+from .session import (
+    BisectOptions,
+    Event,
+    Session,
+    SessionResult,
+    check_commit,
+    resolve_range,
+    select_benchmarks,
+)
 from .store import MeasurementStore, default_cache_dir
 
 
@@ -41,17 +49,21 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_guarded(func: Callable[[], int]) -> int:
-    """The one place where errors become a one-line message and an exit code."""
+def run_guarded(func: Callable[[], int], error_code: int | None = None) -> int:
+    """The one place where errors become a one-line message and an exit code.
+
+    `error_code` replaces the exit code of every error, for commands whose success codes
+    already carry a meaning (`check` for git bisect run, `compare` for CI gates).
+    """
     try:
         with _terminate_as_interrupt():
             return func()
     except KeyboardInterrupt:
         click.echo("smbisect: interrupted; worktree and bisect state cleaned up", err=True)
-        return Interrupted.exit_code
+        return error_code if error_code is not None else Interrupted.exit_code
     except SmbisectError as exc:
         click.echo(f"smbisect: error: {exc}", err=True)
-        return exc.exit_code
+        return error_code if error_code is not None else exc.exit_code
     except Exception as exc:  # a bug of ours: still one line, but say where to look
         where = traceback.extract_tb(exc.__traceback__)[-1]
         click.echo(
@@ -59,7 +71,19 @@ def run_guarded(func: Callable[[], int]) -> int:
             f"(at {Path(where.filename).name}:{where.lineno}); please report it",
             err=True,
         )
-        return EXIT_ERROR
+        return error_code if error_code is not None else EXIT_ERROR
+
+
+class BisectRunStep(click.Command):
+    """A command whose own usage errors must stop `git bisect run` (exit > 127), which would
+    otherwise read click's exit 2 as "bad" and blame the wrong commit."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            click.echo(f"smbisect check: error: {exc.format_message()}", err=True)
+            sys.exit(CHECK_ABORT)
 
 
 def _echo_event(verbosity: int) -> Callable[[Event], None]:
@@ -84,6 +108,7 @@ class RunnerChoice:
     python: str = "same"
     timeout: float = 600.0
     asv_results: str | None = "auto"
+    higher_is_better: bool = False
 
 
 def check_thresholds(threshold: float | None, threshold_ms: float | None, metric: str) -> None:
@@ -111,7 +136,7 @@ def build_runner(
     if choice.metric != "time" and choice.cmd is None:
         raise UsageError("--metric applies to --cmd only")
     if choice.cmd is not None:
-        return CommandRunner(choice.cmd, choice.metric, choice.timeout)
+        return CommandRunner(choice.cmd, choice.metric, choice.timeout, choice.higher_is_better)
     settings = AsvSettings(
         config=choice.config,
         suite_rev=choice.suite_rev,
@@ -172,6 +197,7 @@ def bisect(
     return result
 
 
+CHECK_ABORT = 128  # git bisect run stops on exit codes above 127 instead of calling it "bad"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -201,6 +227,11 @@ def runner_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Measure a command instead of asv: run in each commit's checkout, "
             "split like a shell would but never run through one. Exit 125 skips "
             "the commit.",
+        ),
+        click.option(
+            "--higher-is-better",
+            is_flag=True,
+            help="With --cmd --metric stdout: a larger number is better (a throughput).",
         ),
         click.option(
             "--metric",
@@ -294,6 +325,7 @@ def take_choice(kw: dict[str, Any]) -> RunnerChoice:
         python=kw.pop("python"),
         timeout=kw.pop("timeout"),
         asv_results=None if no_results else (results_dir or "auto"),
+        higher_is_better=kw.pop("higher_is_better"),
     )
 
 
@@ -339,13 +371,12 @@ def main(ctx: click.Context, **kw: Any) -> None:
     Without --bench, every asv benchmark that regressed between good and bad is bisected.
 
     Exit codes: 0 culprit found; 1 error; 2 bad usage; 3 the regression does not reproduce;
-    4 no single confirmed culprit.
+    4 no single confirmed culprit; 130 interrupted (after cleaning up).
     """
     if ctx.invoked_subcommand is not None:
         return
     if not kw["good"]:
-        click.echo(ctx.get_help())
-        click.echo("\nsmbisect: error: --good REV is required", err=True)
+        click.echo("smbisect: error: --good REV is required (see smbisect --help)", err=True)
         ctx.exit(EXIT_USAGE)
     verbosity = kw.pop("verbose") - kw.pop("quiet")
     choice = take_choice(kw)
@@ -394,8 +425,8 @@ def demo(
     def go() -> int:
         with tempfile.TemporaryDirectory(prefix="smbisect-demo-") as tmp:
             root = Path(directory) if directory else Path(tmp) / "smallmind"
-            if root.exists() and any(root.iterdir()):
-                raise UsageError(f"--dir {root} exists and is not empty")
+            if root.exists() and (not root.is_dir() or any(root.iterdir())):
+                raise UsageError(f"--dir {root} exists and is not an empty directory")
             good, planted = build_demo_repository(root, commits)
             if verbosity >= 0:
                 click.echo(
@@ -429,10 +460,7 @@ def demo(
     sys.exit(run_guarded(go))
 
 
-CHECK_ABORT = 128  # git bisect run stops on exit codes above 127 instead of calling it "bad"
-
-
-@main.command(context_settings=CONTEXT)
+@main.command(cls=BisectRunStep, context_settings=CONTEXT)
 @click.argument("rev", default="HEAD")
 @click.option(
     "--good",
@@ -469,8 +497,12 @@ def check(rev: str, good: str, samples: int, quiet: int, **kw: Any) -> None:
     def go() -> int:
         check_thresholds(threshold, threshold_ms, choice.metric)
         repo = GitRepo(kw["repo_path"])
+        suite = choice
+        if choice.suite_rev == "HEAD" and repo.has_ref("refs/bisect/bad"):
+            # inside `git bisect run` HEAD moves at every step; the suite must not
+            suite = replace(choice, suite_rev="refs/bisect/bad")
         with tempfile.TemporaryDirectory(prefix="smbisect-check-") as tmp:
-            runner = build_runner(repo, choice, kw["bench"], Path(tmp))
+            runner = build_runner(repo, suite, kw["bench"], Path(tmp))
             store = open_store(repo, kw["cache_dir"], kw["no_cache"])
             result = check_commit(
                 repo,
@@ -487,8 +519,7 @@ def check(rev: str, good: str, samples: int, quiet: int, **kw: Any) -> None:
             click.echo(report.check_table(result))
         return result.exit_code
 
-    code = run_guarded(go)
-    sys.exit(code if code in (0, 1, 125) else CHECK_ABORT)
+    sys.exit(run_guarded(go, error_code=CHECK_ABORT))
 
 
 @main.command(context_settings=CONTEXT)
@@ -570,6 +601,11 @@ def compare(
                         f"no stored asv results for both {base} and {head} in "
                         f"{where} (run without --from-results to measure)"
                     )
+                if kw["bench"]:
+                    keep = {s.name for s in select_benchmarks(measured.specs, kw["bench"])}
+                    measured = measured._replace(
+                        specs=[s for s in measured.specs if s.name in keep]
+                    )
             else:
                 progress = None if quiet > 0 else (lambda msg: click.echo(msg, err=True))
                 measured = comparing.measure_two(
@@ -585,5 +621,4 @@ def compare(
             click.echo(text)
         return 1 if comparing.has_regression(result) else 0
 
-    code = run_guarded(go)
-    sys.exit(code if code in (0, 1) else EXIT_USAGE)
+    sys.exit(run_guarded(go, error_code=EXIT_USAGE))

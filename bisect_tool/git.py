@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -24,8 +26,9 @@ from .errors import EnvironmentProblem, UsageError
 
 WORKTREE_PREFIX = "smbisect-wt-"
 LOCK_REASON_PREFIX = "smbisect pid "
+_LOCK_REASON = re.compile(r"^smbisect pid (\d+) host (\S+)$")
 
-_FIRST_BAD = re.compile(r"^([0-9a-f]{40}) is the first bad commit", re.MULTILINE)
+_FIRST_BAD = re.compile(r"^([0-9a-f]{40,64}) is the first bad commit", re.MULTILINE)
 _SKIPPED_ONLY = "There are only 'skip'ped commits left to test."
 
 
@@ -69,6 +72,7 @@ class GitRepo:
         if self.repo.bare:
             raise UsageError(f"bare repositories are not supported: {path}")
         self.root = Path(self.repo.working_tree_dir or path).resolve()
+        _plain_git(self.repo)
 
     def resolve(self, rev: str, what: str) -> str:
         """Full sha of a commit-ish, or a one-line usage error naming the option."""
@@ -82,6 +86,13 @@ class GitRepo:
             raise UsageError(
                 f"{what} revision {rev!r} does not name a commit in {self.root}"
             ) from None
+
+    def has_ref(self, ref: str) -> bool:
+        try:
+            self.repo.git.rev_parse("--verify", "--quiet", ref)
+        except GitCommandError:
+            return False
+        return True
 
     def is_ancestor(self, older: str, newer: str) -> bool:
         try:
@@ -131,43 +142,63 @@ class GitRepo:
             target.write_bytes(blob.data_stream.read())
         return True
 
+    def export_commit(self, sha: str, dest: Path) -> None:
+        """The whole tree of a commit, as files in dest (git archive; no checkout touched)."""
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile() as tar:
+            try:
+                self.repo.git.archive(sha, output_stream=tar)
+            except GitCommandError as exc:
+                raise EnvironmentProblem(
+                    f"git archive {sha[:10]} failed: {_one_line(exc)}"
+                ) from None
+            tar.seek(0)
+            with tarfile.open(fileobj=tar) as archive:
+                archive.extractall(dest, filter="data")
+
     def common_dir(self) -> Path:
         return Path(self.repo.git.rev_parse("--git-common-dir")).resolve()
 
     # -- worktree lifecycle ------------------------------------------------------------------
 
     def stale_worktrees(self) -> list[Path]:
-        """Our worktrees whose owning process no longer runs (left by a killed smbisect)."""
+        """Our worktrees whose owning process no longer runs (left by a killed smbisect).
+
+        Only linked worktrees locked by smbisect on this host count: the lock reason names
+        the pid and host, so a live run elsewhere, or anything of the user's, is never taken.
+        """
         stale = []
-        for path, reason in self._worktree_locks():
-            if not path.name.startswith(WORKTREE_PREFIX):
+        for path, reason in self._linked_worktree_locks():
+            found = _LOCK_REASON.match(reason)
+            if not found or not path.name.startswith(WORKTREE_PREFIX):
                 continue
-            pid = _pid_from_reason(reason)
-            if pid is None or not _pid_alive(pid):
+            pid, host = int(found.group(1)), found.group(2)
+            if host == socket.gethostname() and not _pid_alive(pid):
                 stale.append(path)
         return stale
 
-    def _worktree_locks(self) -> Iterator[tuple[Path, str]]:
+    def _linked_worktree_locks(self) -> Iterator[tuple[Path, str]]:
         out = self.repo.git.worktree("list", "--porcelain")
-        path: Path | None = None
-        reason = ""
-        for line in out.splitlines() + [""]:
-            if line.startswith("worktree "):
-                path, reason = Path(line[len("worktree ") :]), ""
-            elif line.startswith("locked"):
-                reason = line[len("locked") :].strip()
-            elif not line and path is not None:
+        entries = out.split("\n\n")
+        for entry in entries[1:]:  # the first entry is the main worktree
+            path: Path | None = None
+            reason = ""
+            for line in entry.splitlines():
+                if line.startswith("worktree "):
+                    path = Path(line[len("worktree ") :])
+                elif line.startswith("locked"):
+                    reason = line[len("locked") :].strip()
+            if path is not None:
                 yield path, reason
-                path = None
 
     def remove_worktree(self, path: Path) -> None:
-        """Remove a worktree and its bisect state; tolerant of half-created or deleted ones."""
+        """Remove one of our worktrees and its bisect state, even half-created or deleted."""
         for args in (("unlock", str(path)), ("remove", "--force", "--force", str(path))):
             with suppress(GitCommandError):
                 self.repo.git.worktree(*args)
-        shutil.rmtree(path, ignore_errors=True)
-        with suppress(GitCommandError):
-            self.repo.git.worktree("prune")
+        parent = path.parent
+        if parent.name.startswith("smbisect-") and path.name.startswith(WORKTREE_PREFIX):
+            shutil.rmtree(parent, ignore_errors=True)
 
     @contextmanager
     def private_worktree(self, start: str) -> Iterator[Worktree]:
@@ -176,24 +207,20 @@ class GitRepo:
             self.remove_worktree(stale)
         parent = Path(tempfile.mkdtemp(prefix="smbisect-"))
         path = parent / f"{WORKTREE_PREFIX}{os.getpid()}"
+        reason = f"{LOCK_REASON_PREFIX}{os.getpid()} host {socket.gethostname()}"
         try:
-            self.repo.git.worktree(
-                "add",
-                "--detach",
-                "--lock",
-                "--reason",
-                f"{LOCK_REASON_PREFIX}{os.getpid()}",
-                str(path),
-                start,
-            )
-        except GitCommandError as exc:
-            shutil.rmtree(parent, ignore_errors=True)
-            raise EnvironmentProblem(f"could not create a worktree: {_one_line(exc)}") from None
-        wt = Worktree(path)
-        try:
-            yield wt
+            try:
+                self.repo.git.worktree(
+                    "add", "--detach", "--lock", "--reason", reason, str(path), start
+                )
+            except GitCommandError as exc:
+                raise EnvironmentProblem(f"could not create a worktree: {_one_line(exc)}") from None
+            wt = Worktree(path)
+            try:
+                yield wt
+            finally:
+                wt.bisect_reset()
         finally:
-            wt.bisect_reset()
             self.remove_worktree(path)
             shutil.rmtree(parent, ignore_errors=True)
 
@@ -204,7 +231,9 @@ class Worktree:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.repo = gitpython.Repo(path)
+        _plain_git(self.repo)
         self._bisecting = False
+        self._last_marked: str | None = None
 
     def head(self) -> str:
         return self.repo.git.rev_parse("HEAD")
@@ -224,6 +253,7 @@ class Worktree:
 
     def mark(self, verdict: str, sha: str) -> BisectStep:
         """Tell git bisect `good`, `bad` or `skip` for sha; return what comes next."""
+        self._last_marked = sha
         try:
             out = self.repo.git.bisect(verdict, sha)
         except GitCommandError as exc:
@@ -241,6 +271,8 @@ class Worktree:
         if _SKIPPED_ONLY in out:
             return _parse_skipped(out)
         nxt = self.repo.git.rev_parse("BISECT_HEAD")
+        if nxt == self._last_marked:
+            raise EnvironmentProblem(f"git bisect did not move on from {nxt[:10]}: {out[-200:]}")
         return BisectStep(next_commit=nxt)
 
     def bisect_log(self) -> str:
@@ -259,17 +291,13 @@ class Worktree:
 
 def _parse_skipped(text: str) -> BisectStep:
     tail = text.split("The first bad commit could be any of:", 1)[-1]
-    shas = tuple(dict.fromkeys(re.findall(r"\b[0-9a-f]{40}\b", tail)))
+    shas = tuple(dict.fromkeys(re.findall(r"\b[0-9a-f]{40,64}\b", tail)))
     return BisectStep(candidates=shas)
 
 
-def _pid_from_reason(reason: str) -> int | None:
-    if not reason.startswith(LOCK_REASON_PREFIX):
-        return None
-    try:
-        return int(reason[len(LOCK_REASON_PREFIX) :].split()[0])
-    except (ValueError, IndexError):
-        return None
+def _plain_git(repo: gitpython.Repo) -> None:
+    """Parse git's messages in English whatever the user's locale."""
+    repo.git.update_environment(LC_ALL="C", LANGUAGE="C")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -81,7 +81,7 @@ def _category(result: SessionResult, outcome: BenchmarkOutcome, sha: str) -> str
         return "good"
     if sha == result.bad or verdict is Verdict.BAD:
         return "bad"
-    if verdict in (Verdict.SKIP, Verdict.UNKNOWN) or rec.error:
+    if verdict in (Verdict.SKIP, Verdict.UNKNOWN):
         return "skip"
     if rec.role == "parent":
         return "parent"
@@ -294,8 +294,9 @@ def _culprit_html(result: SessionResult, outcome: BenchmarkOutcome, ident: str) 
         parts.append(f"<h3>No single culprit for {_e(name)}</h3>")
         parts.append("<p>The first bad commit is one of:</p><ul>")
         for sha in outcome.candidates:
-            info = result.commits[sha].info
-            why = result.skipped.get(sha, "")
+            rec = result.commits[sha]
+            info = rec.info
+            why = rec.reasons.get(name, "") if rec.verdicts.get(name) is Verdict.SKIP else ""
             parts.append(
                 f'<li><code class="sha">{_e(info.sha)}</code> {_e(info.subject)}'
                 + (f" <em>(skipped: {_e(why)})</em>" if why else "")

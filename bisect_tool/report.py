@@ -11,6 +11,7 @@ from typing import Any
 from tabulate import tabulate
 
 from . import stats
+from .errors import EnvironmentProblem
 from .session import BenchmarkOutcome, CheckResult, Event, SessionResult
 from .stats import Verdict
 
@@ -96,7 +97,9 @@ def steps_table(result: SessionResult, outcome: BenchmarkOutcome, fmt: str = "si
         samples = result.samples.get(sha, {}).get(name, [])
         verdict = rec.verdicts.get(name)
         if sha == outcome.culprit:
-            label = "CULPRIT (bad)"
+            label = "CULPRIT (bad)" if outcome.confirmed else "culprit? (not confirmed)"
+        elif verdict is Verdict.SKIP:
+            label = f"skip: {rec.reasons.get(name, '')[:60]}"
         elif verdict is not None:
             label = verdict.value
         else:
@@ -111,7 +114,7 @@ def steps_table(result: SessionResult, outcome: BenchmarkOutcome, fmt: str = "si
                 fmt_value(med, outcome.spec.unit) if samples else "-",
                 f"{med / g:.3f}x" if samples and g else "-",
                 len(samples),
-                label if not rec.error else f"skip: {rec.error[:60]}",
+                label,
             ]
         )
     return tabulate(
@@ -142,7 +145,8 @@ def culprit_lines(result: SessionResult, outcome: BenchmarkOutcome) -> list[str]
         lines.append(f"No single culprit for {name}: the first bad commit is one of")
         for sha in outcome.candidates:
             info = result.commits[sha].info
-            why = result.skipped.get(sha, "")
+            rec = result.commits[sha]
+            why = rec.reasons.get(name, "") if rec.verdicts.get(name) is Verdict.SKIP else ""
             lines.append(f"  {info.sha}  {info.subject}" + (f"   (skipped: {why})" if why else ""))
     bound = result.log2_bound
     lines.append(
@@ -303,6 +307,18 @@ def write_outputs(
     html_path: str | None,
 ) -> list[tuple[str, str]]:
     """Write the requested files; return (kind, path) for each, to be shown to the user."""
+    try:
+        return _write_outputs(result, json_path, report_path, html_path)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write the report: {exc}") from None
+
+
+def _write_outputs(
+    result: SessionResult,
+    json_path: str | None,
+    report_path: str | None,
+    html_path: str | None,
+) -> list[tuple[str, str]]:
     written = []
     if json_path:
         write_json(result, Path(json_path))

@@ -30,9 +30,8 @@ from .errors import EnvironmentProblem, MeasurementFailed, UsageError
 from .git import GitRepo
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
-_HIGHER_IS_BETTER_UNITS = re.compile(
-    r"/\s*s(ec(ond)?)?\b|per[ _]s(ec(ond)?)?\b|throughput|ops", re.I
-)
+_RATE_UNIT = re.compile(r"(/\s*|\bper\s+)s(ec(ond)?)?\s*$", re.I)
+_RATE_NAME = re.compile(r"throughput|_per_s(ec(ond)?)?$|_per_second$|_ops_per_", re.I)
 SKIP_EXIT_CODE = 125  # git bisect run's "cannot test this commit"
 
 
@@ -99,19 +98,25 @@ def run_process(
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        proc.communicate()
+        _stop_group(proc)
         raise MeasurementFailed(f"timed out after {timeout:g} s") from None
     except BaseException:
-        _kill_group(proc)
-        proc.wait()
+        _stop_group(proc)
         raise
     return ProcessResult(proc.returncode, out, err, time.perf_counter() - start)
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    """SIGINT first, so asv can stop the benchmark processes it put in groups of their own;
+    then SIGKILL for whatever is left in the group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=3)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
 
 
 def last_number(text: str) -> float | None:
@@ -135,7 +140,13 @@ def _digest(*parts: object) -> str:
 class CommandRunner:
     """Runs a user's command in the commit's worktree; each round is a separate process."""
 
-    def __init__(self, command: str, metric: str = "time", timeout: float = 600.0) -> None:
+    def __init__(
+        self,
+        command: str,
+        metric: str = "time",
+        timeout: float = 600.0,
+        higher_is_better: bool = False,
+    ) -> None:
         try:
             self.argv = shlex.split(command)
         except ValueError as exc:
@@ -147,13 +158,13 @@ class CommandRunner:
         self.command = command
         self.metric = metric
         self.timeout = timeout
+        self.higher_is_better = higher_is_better
         self.machine = machine_name()
-        self.settings_key = _digest("cmd", self.argv, metric)
+        self.settings_key = _digest("cmd", self.argv, metric, timeout)
 
     def list_benchmarks(self) -> list[BenchmarkSpec]:
-        if self.metric == "time":
-            return [BenchmarkSpec(self.command, "seconds", True, 1, "command")]
-        return [BenchmarkSpec(self.command, "value", None, 1, "command")]
+        unit = "seconds" if self.metric == "time" else "value"
+        return [BenchmarkSpec(self.command, unit, not self.higher_is_better, 1, "command")]
 
     def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
         samples: list[float] = []
@@ -245,7 +256,14 @@ class AsvRunner:
         elif settings.export_results:
             self.export_dir = Path(settings.export_results).resolve()
         self.settings_key = _digest(
-            "asv", self.suite_sha, settings.python, settings.repeat, sys.executable
+            "asv",
+            self.suite_sha,
+            settings.python,
+            settings.repeat,
+            settings.timeout,
+            sys.executable,
+            conf,
+            _tree_digest(self.suite_dir),
         )
         self._specs: list[BenchmarkSpec] | None = None
 
@@ -291,6 +309,7 @@ class AsvRunner:
         joined = os.pathsep.join(paths)
         env["PYTHONPATH"] = joined
         env["ASV_PYTHONPATH"] = joined
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in anyone's tree
         return env
 
     # -- Runner interface --------------------------------------------------------------------
@@ -319,7 +338,10 @@ class AsvRunner:
                 "--machine",
                 self.machine,
             ]
-        env = self._run_env(self.repo.root)
+        source = self.scratch / "suite-source"
+        if not source.is_dir():
+            self.repo.export_commit(self.suite_sha, source)
+        env = self._run_env(source)
         res = self._asv(args, self.scratch, env, timeout=self.settings.timeout)
         bench_file = self.results_dir / "benchmarks.json"
         if res.returncode != 0 or not bench_file.is_file():
@@ -438,7 +460,9 @@ def _specs_from_benchmarks_json(data: dict[str, object], repeat: int) -> list[Be
             continue
         unit = str(info.get("unit", "seconds"))
         kind = str(info.get("type", "time"))
-        worse_high = not (kind == "track" and _HIGHER_IS_BETTER_UNITS.search(f"{unit} {name}"))
+        method = name.rsplit(".", 1)[-1]
+        rate = bool(_RATE_UNIT.search(unit) or _RATE_NAME.search(method))
+        worse_high = not (kind == "track" and rate)
         per_round = repeat if kind == "time" else 1
         params = info.get("params") or []
         if params:
@@ -473,6 +497,15 @@ def _load_asv_json(raw: str, name: str) -> dict[str, object]:
     if not isinstance(data, dict):
         raise UsageError(f"asv config {name} is not a JSON object")
     return data
+
+
+def _tree_digest(root: Path) -> str:
+    """The suite's content, so a changed working-tree suite does not reuse old measurements."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.py")):
+        h.update(p.relative_to(root).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _copy_tree(src: Path, dest: Path) -> None:

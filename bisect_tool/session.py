@@ -104,8 +104,7 @@ class SessionResult:
 
     @property
     def log2_bound(self) -> int:
-        n = len(self.range_commits)
-        return math.ceil(math.log2(n)) if n > 1 else 0
+        return log2_bound(len(self.range_commits))
 
 
 def select_benchmarks(
@@ -124,6 +123,11 @@ def select_benchmarks(
         known = ", ".join(s.name for s in specs[:6]) + (", ..." if len(specs) > 6 else "")
         raise UsageError(f"--bench {' '.join(patterns)!r} matches no benchmark (known: {known})")
     return chosen
+
+
+def log2_bound(n: int) -> int:
+    """The fewest bisect steps that can single out one of n commits."""
+    return math.ceil(math.log2(n)) if n > 1 else 0
 
 
 def split_rounds(samples: list[float], rounds: int) -> list[list[float]]:
@@ -192,8 +196,8 @@ class Measurer:
         need = max(self.rounds_for(b, min_samples - len(self.samples(sha, b))) for b in todo)
         self.add(sha, todo, need)
 
-    def add_samples(self, sha: str, benches: Sequence[str], samples: int) -> None:
-        self.add(sha, benches, max(self.rounds_for(b, samples) for b in benches))
+    def add_samples(self, sha: str, benches: Sequence[str], samples: int) -> Batch:
+        return self.add(sha, benches, max(self.rounds_for(b, samples) for b in benches))
 
     def add(self, sha: str, benches: Sequence[str], rounds: int) -> Batch:
         """Measure `rounds` more rounds of benches at sha, whatever is cached; return them."""
@@ -250,7 +254,6 @@ class Session:
     def run(self) -> SessionResult:
         started = time.monotonic()
         specs = select_benchmarks(self.runner.list_benchmarks(), self.opt.bench_patterns)
-        names = [s.name for s in specs]
         self.emit(
             "start",
             f"bisecting {len(self.range_commits)} commits "
@@ -261,7 +264,7 @@ class Session:
             m = Measurer(self.runner, self.store, wt, specs, self.on_event)
             self.record(self.good, "good")
             self.record(self.bad, "bad")
-            self._measure_references(m, names, self.opt.reference_samples)
+            self._measure_references(m, specs, self.opt.reference_samples)
             outcomes = [self._reference_outcome(m, s) for s in specs]
             regressed = [o for o in outcomes if o.reproduces]
             self.emit("references", "endpoints measured", outcomes=outcomes)
@@ -286,23 +289,25 @@ class Session:
         )
 
     def _bound(self) -> int:
-        n = len(self.range_commits)
-        return math.ceil(math.log2(n)) if n > 1 else 0
+        return log2_bound(len(self.range_commits))
 
-    def _measure_references(self, m: Measurer, names: Sequence[str], samples: int) -> None:
+    def _measure_references(
+        self, m: Measurer, specs: Sequence[BenchmarkSpec], samples: int
+    ) -> None:
         """Endpoints in alternating halves (good, bad, good, bad) so drift hits both alike.
 
         A benchmark whose endpoints differ beyond the threshold but not yet significantly is
         measured more, in the same alternation, up to the per-commit budget: a real regression
         must not be dismissed as "not reproduced" because its first samples were unlucky.
         """
+        names = [s.name for s in specs]
         for target in (max(1, samples // 2), samples):
             for sha in (self.good, self.bad):
                 m.ensure(sha, names, target)
         step = max(1, samples // 2)
         target = samples
         while target < self.opt.max_samples:
-            unclear = [n for n in names if self._borderline(m, n)]
+            unclear = [s.name for s in specs if self._borderline(m, s)]
             if not unclear:
                 break
             target = min(self.opt.max_samples, target + step)
@@ -316,14 +321,22 @@ class Session:
                     f"the {role} commit {sha[:10]} could not be measured: {m.error(sha, failed[0])}"
                 )
 
-    def _borderline(self, m: Measurer, name: str) -> bool:
+    def _delta(self, spec: BenchmarkSpec) -> float | None:
+        """--threshold-ms is a time: it applies to benchmarks measured in seconds only."""
+        return self.opt.delta if spec.unit == "seconds" else None
+
+    def _directions(self, spec: BenchmarkSpec) -> list[bool]:
+        return [spec.worse_is_higher] if spec.worse_is_higher is not None else [True, False]
+
+    def _borderline(self, m: Measurer, spec: BenchmarkSpec) -> bool:
+        name = spec.name
         good, bad = m.samples(self.good, name), m.samples(self.bad, name)
         if not good or not bad:
             return False
         g, b = stats.median(good), stats.median(bad)
         beyond = any(
-            stats.beyond_threshold(g, b, self.opt.factor, self.opt.delta, worse_high)
-            for worse_high in (True, False)
+            stats.beyond_threshold(g, b, self.opt.factor, self._delta(spec), worse_high)
+            for worse_high in self._directions(spec)
         )
         p = stats.rank_test(good, bad)
         # Unclear: past the threshold but not yet significant, or a suggestive difference
@@ -337,18 +350,18 @@ class Session:
             out = BenchmarkOutcome(spec, comp, False)
             out.notes.append(m.error(self.good, spec.name) or m.error(self.bad, spec.name) or "")
             return out
-        directions = [spec.worse_is_higher] if spec.worse_is_higher is not None else [True, False]
+        directions = self._directions(spec)
         best: tuple[bool, Comparison] | None = None
         for worse_high in directions:
             ok, comp = stats.regression_reproduces(
-                good, bad, self.opt.alpha, self.opt.factor, self.opt.delta, worse_high
+                good, bad, self.opt.alpha, self.opt.factor, self._delta(spec), worse_high
             )
             if best is None or ok:
                 best = (ok, comp)
         assert best is not None
         ok, comp = best
         cut = stats.cut_value(
-            stats.median(good), stats.median(bad), self.opt.factor, self.opt.delta
+            stats.median(good), stats.median(bad), self.opt.factor, self._delta(spec)
         )
         return BenchmarkOutcome(spec, comp, ok, cut=cut)
 
@@ -402,7 +415,7 @@ class Session:
             assert sha is not None
             k += 1
             if k > 1 and (k - 1) % self.opt.drift_every == 0:
-                self._check_drift(m, out, shared)
+                self._check_drift(m, out)
             verdict = self._judge(m, out, sha, shared, min_samples)
             out.steps.append(sha)
             rec = self.commits[sha]
@@ -459,6 +472,11 @@ class Session:
             if cls.verdict is not Verdict.UNKNOWN:
                 return cls.verdict
             n = len(m.samples(sha, name))
+            if n >= self.opt.max_samples and cls.far_outside:
+                # consistently far beyond bad: a bigger slowdown than bad's, still a slowdown
+                rec.verdicts[name] = Verdict.BAD
+                rec.reasons[name] = f"{cls.reason}, in all {n} samples"
+                return Verdict.BAD
             if n >= self.opt.max_samples:
                 rec.verdicts[name] = Verdict.SKIP
                 rec.reasons[name] = f"still unclear after {n} samples: {cls.reason}"
@@ -466,7 +484,13 @@ class Session:
                 return Verdict.SKIP
             extra += 1
             self.emit("more", f"{sha[:10]}: {cls.reason}; measuring more", sha=sha)
-            m.add_samples(sha, [name], self.opt.commit_samples)
+            batch = m.add_samples(sha, [name], self.opt.commit_samples)
+            if not batch.samples.get(name):
+                why = batch.errors.get(name, "no result")
+                rec.verdicts[name] = Verdict.SKIP
+                rec.reasons[name] = f"measuring more failed: {why}"
+                self.skipped[sha] = rec.reasons[name]
+                return Verdict.SKIP
             if extra % 2 == 0:
                 for ref, ref_samples in zip(
                     (self.good, self.bad), self._refs(m, name), strict=True
@@ -481,7 +505,7 @@ class Session:
             for ref in (self.good, self.bad)
         )
 
-    def _check_drift(self, m: Measurer, out: BenchmarkOutcome, shared: list[str]) -> None:
+    def _check_drift(self, m: Measurer, out: BenchmarkOutcome) -> None:
         """Re-measure both endpoints; if they moved, only the fresh samples are used from now."""
         name = out.spec.name
         before = {ref: len(m.samples(ref, name)) for ref in (self.good, self.bad)}
@@ -504,7 +528,7 @@ class Session:
             self.emit("drift", f"{name}: {note}")
             good, bad = self._refs(m, name)
             out.cut = stats.cut_value(
-                stats.median(good), stats.median(bad), self.opt.factor, self.opt.delta
+                stats.median(good), stats.median(bad), self.opt.factor, self._delta(out.spec)
             )
 
     def _confirm_all(self, m: Measurer, outcomes: Sequence[BenchmarkOutcome]) -> None:
@@ -646,6 +670,10 @@ def check_commit(
                 if len(cur) >= max_samples:
                     rows.append((spec, comp, Verdict.UNKNOWN, "unclear after the sample budget"))
                     break
-                m.add_samples(sha, [name], samples // 2 or 1)
+                more = m.add_samples(sha, [name], samples // 2 or 1)
                 m.add_samples(base_sha, [name], samples // 2 or 1)
+                if not more.samples.get(name):
+                    why = more.errors.get(name, "no result")
+                    rows.append((spec, comp, Verdict.SKIP, f"measuring more failed: {why}"))
+                    break
     return CheckResult(base_sha, sha, rows)

@@ -48,6 +48,7 @@ class Classification:
     p_vs_good: float
     p_vs_bad: float
     reason: str
+    far_outside: bool = False
 
 
 def median(samples: Sequence[float]) -> float:
@@ -158,14 +159,15 @@ def classify(
     ratio = _safe_ratio(m, g)
     worse_is_higher = b >= g
     on_bad_side = m > cut if worse_is_higher else m < cut
-    if p_good < alpha and p_bad < alpha and far_outside(m, g, b):
+    if p_good < alpha and p_bad < alpha and on_bad_side and far_outside(m, g, b):
         return Classification(
             Verdict.UNKNOWN,
             m,
             ratio,
             p_good,
             p_bad,
-            f"far outside both references ({ratio:.3g}x good): noise or another change",
+            f"far beyond the bad reference ({ratio:.3g}x good): noise or another change",
+            far_outside=True,
         )
     if on_bad_side and p_good < alpha:
         verdict, reason = Verdict.BAD, f"beyond the cut and unlike good (p={p_good:.2g})"
@@ -184,9 +186,9 @@ def classify(
 def far_outside(value: float, good: float, bad: float) -> bool:
     """Beyond either reference by more than the good-to-bad distance, on a log scale.
 
-    Such a commit resembles neither endpoint; on a loaded machine that is usually a burst of
-    noise (a descheduled BLAS thread turns 20 us into 15 ms), so it is measured again rather than
-    classified.
+    Such a commit resembles neither endpoint; on a loaded machine a commit far *beyond bad* is
+    usually a burst of noise (a descheduled BLAS thread turns 20 us into 15 ms), so it is
+    measured again before it is classified. Far on the good side cannot be load: it is good.
     """
     if min(value, good, bad) <= 0:
         return False

@@ -41,12 +41,11 @@ class MeasurementStore:
                 data = json.loads(path.read_text())
             except (OSError, ValueError):
                 data = {}
-            if data.get("version") == CACHE_VERSION:
+            if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
                 for key, raw in data.get("entries", {}).items():
                     self._entries[key] = Entry(
                         [float(x) for x in raw.get("samples", [])],
                         int(raw.get("rounds", 0)),
-                        raw.get("error"),
                     )
 
     @staticmethod
@@ -81,11 +80,14 @@ class MeasurementStore:
         on_disk = MeasurementStore(self.path)
         for key in self._touched:
             on_disk._entries[key] = self._entries[key]
+        # failures stay in memory: a timeout or a missing dependency today must not make a
+        # commit unmeasurable in every later run
         payload = {
             "version": CACHE_VERSION,
             "entries": {
-                k: {"samples": e.samples, "rounds": e.rounds, "error": e.error}
+                k: {"samples": e.samples, "rounds": e.rounds}
                 for k, e in on_disk._entries.items()
+                if e.samples
             },
         }
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")

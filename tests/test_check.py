@@ -39,6 +39,10 @@ def test_check_exit_codes_on_a_real_repository(tmp_path: Path) -> None:
     unknown = smbisect("check", "no-such-rev", *common, cwd=repo)
     assert unknown.returncode == 128
     assert "does not name a commit" in unknown.stderr and "Traceback" not in unknown.stderr
+    typo = smbisect("check", shas[3], *common, "--treshold", "2", cwd=repo)
+    assert typo.returncode == 128 and "--treshold" in typo.stderr
+    no_baseline = smbisect("check", shas[3], cwd=repo)
+    assert no_baseline.returncode == 128 and "--good" in no_baseline.stderr
 
 
 def test_git_bisect_run_with_smbisect_check_finds_the_culprit(tmp_path: Path) -> None:

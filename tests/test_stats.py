@@ -66,13 +66,18 @@ def test_overlapping_distributions_are_unknown():
     assert c.p_vs_good >= ALPHA or c.p_vs_bad >= ALPHA
 
 
-@pytest.mark.parametrize("center", [25.0, 0.04])
-def test_far_outside_both_references_is_unknown(center):
-    good, bad = refs()  # 1.0 and 2.0: anything beyond 4.0 or below 0.5 is "far"
-    c = classify(lognormal(5, center, 10), good, bad)
+def test_far_beyond_bad_is_unknown():
+    good, bad = refs()  # 1.0 and 2.0: anything beyond 4.0 is "far"
+    c = classify(lognormal(5, 25.0, 10), good, bad)
     assert c.p_vs_good < ALPHA and c.p_vs_bad < ALPHA  # clearly unlike both...
     assert c.verdict is Verdict.UNKNOWN  # ...so it is noise or another change, not a verdict
-    assert "far outside" in c.reason
+    assert c.far_outside and "far beyond the bad reference" in c.reason
+
+
+def test_far_below_good_is_good():
+    good, bad = refs()  # a big improvement cannot be a burst of load
+    c = classify(lognormal(5, 0.04, 10), good, bad)
+    assert c.verdict is Verdict.GOOD and not c.far_outside
 
 
 def test_faster_than_good_is_good():

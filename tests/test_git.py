@@ -1,0 +1,98 @@
+"""The git layer's safety rules, on real repositories."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+from bisect_tool.git import GitRepo
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def _repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.name", "T")
+    git(repo, "config", "user.email", "t@example.invalid")
+    (repo / "a.txt").write_text("a\n")
+    git(repo, "add", "a.txt")
+    git(repo, "commit", "-qm", "a")
+    return repo
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_only_our_dead_worktrees_are_stale(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    host = socket.gethostname()
+    dead = _dead_pid()
+    ours = tmp_path / "smbisect-1" / "smbisect-wt-1"
+    users = tmp_path / "elsewhere" / "smbisect-wt-2"  # the user's, named alike, not locked
+    other_host = tmp_path / "smbisect-3" / "smbisect-wt-3"
+    alive = tmp_path / "smbisect-4" / "smbisect-wt-4"
+    git(
+        repo,
+        "worktree",
+        "add",
+        "-q",
+        "--detach",
+        "--lock",
+        "--reason",
+        f"smbisect pid {dead} host {host}",
+        str(ours),
+        "HEAD",
+    )
+    git(repo, "worktree", "add", "-q", "--detach", str(users), "HEAD")
+    git(
+        repo,
+        "worktree",
+        "add",
+        "-q",
+        "--detach",
+        "--lock",
+        "--reason",
+        f"smbisect pid {dead} host another-machine",
+        str(other_host),
+        "HEAD",
+    )
+    git(
+        repo,
+        "worktree",
+        "add",
+        "-q",
+        "--detach",
+        "--lock",
+        "--reason",
+        f"smbisect pid {subprocess.os.getpid()} host {host}",
+        str(alive),
+        "HEAD",
+    )
+    g = GitRepo(repo)
+    assert g.stale_worktrees() == [ours]
+    with g.private_worktree("HEAD") as wt:  # creating one cleans up the stale one first
+        assert wt.path.is_dir()
+    listed = git(repo, "worktree", "list", "--porcelain")
+    assert str(ours) not in listed and not ours.parent.exists()
+    for kept in (users, other_host, alive):
+        assert str(kept) in listed and kept.is_dir()
+
+
+def test_a_missing_user_worktree_is_not_pruned(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    unmounted = tmp_path / "usb" / "feature"
+    git(repo, "worktree", "add", "-q", "--detach", str(unmounted), "HEAD")
+    subprocess.run(["rm", "-rf", str(unmounted)], check=True)
+    with GitRepo(repo).private_worktree("HEAD"):
+        pass
+    assert str(unmounted) in git(repo, "worktree", "list", "--porcelain")
