@@ -107,10 +107,11 @@ def steps_table(result: SessionResult, outcome: BenchmarkOutcome, fmt: str = "si
         if not samples and verdict is None and rec.role not in ("good", "bad"):
             continue
         med = stats.median(samples) if samples else math.nan
+        subject = rec.info.subject[:48]
         rows.append(
             [
                 rec.info.short,
-                rec.info.subject[:48],
+                subject.replace("|", "\\|") if fmt == "github" else subject,
                 fmt_value(med, outcome.spec.unit) if samples else "-",
                 f"{med / g:.3f}x" if samples and g else "-",
                 len(samples),
@@ -266,7 +267,7 @@ def to_markdown(result: SessionResult) -> str:
         f"wall time {result.wall_seconds:.1f} s.",
         "",
     ]
-    parts += ["## Endpoints", "", _md_reference(result), ""]
+    parts += ["## Endpoints", "", "```", reference_table(result.outcomes), "```", ""]
     for o in result.bisected:
         parts += [f"## {o.spec.name}", ""]
         parts += ["```", *culprit_lines(result, o), "```", ""]
@@ -278,11 +279,6 @@ def to_markdown(result: SessionResult) -> str:
         parts += [f"- `{sha[:10]}`: {why}" for sha, why in result.skipped.items()]
         parts.append("")
     return "\n".join(parts)
-
-
-def _md_reference(result: SessionResult) -> str:
-    table = reference_table(result.outcomes)
-    return "```\n" + table + "\n```"
 
 
 def _finite(obj: Any) -> Any:

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -199,7 +200,6 @@ class AsvSettings:
     python: str = "same"  # "same", a path to a python, or "virtualenv" to build each commit
     repeat: int = 5
     timeout: float = 600.0
-    extra_pythonpath: tuple[str, ...] = ()
     # where measurements are also written in asv's format: "auto" is the config's results_dir
     # in the repository, None disables it, anything else is a directory path
     export_results: str | None = "auto"
@@ -303,7 +303,7 @@ class AsvRunner:
 
     def _run_env(self, worktree: Path) -> dict[str, str]:
         env = dict(os.environ)
-        paths = [str(worktree), *(str(worktree / p) for p in self.settings.extra_pythonpath)]
+        paths = [str(worktree)]
         if (worktree / "src").is_dir():
             paths.append(str(worktree / "src"))
         joined = os.pathsep.join(paths)
@@ -486,14 +486,13 @@ def _load_asv_json(raw: str, name: str) -> dict[str, object]:
     """asv.conf.json allows // comments; strip them the way asv does before parsing."""
     from asv import util as asv_util
 
-    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"smbisect-conf-{os.getpid()}.json"
-    try:
-        tmp.write_text(raw)
-        data = asv_util.load_json(str(tmp), js_comments=True)
-    except Exception as exc:  # asv raises its own UserError types for bad JSON
-        raise UsageError(f"cannot read asv config {name}: {exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as tmp:
+        tmp.write(raw)
+        tmp.flush()
+        try:
+            data = asv_util.load_json(tmp.name, js_comments=True)
+        except Exception as exc:  # asv raises its own UserError types for bad JSON
+            raise UsageError(f"cannot read asv config {name}: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"asv config {name} is not a JSON object")
     return data

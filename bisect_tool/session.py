@@ -175,9 +175,6 @@ class Measurer:
     def samples(self, sha: str, bench: str) -> list[float]:
         return list(self.store.get(self._key(sha, bench)).samples)
 
-    def rounds(self, sha: str, bench: str) -> int:
-        return self.store.get(self._key(sha, bench)).rounds
-
     def error(self, sha: str, bench: str) -> str | None:
         return self.store.get(self._key(sha, bench)).error
 
