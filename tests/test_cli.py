@@ -279,6 +279,7 @@ def test_missing_good_is_one_line_and_exits_2(tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip() == "smbisect: error: --good REV is required (see smbisect --help)"
 
+
 def _start(repo: Path, tmp_path: Path, good: str, bad: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
