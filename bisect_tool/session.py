@@ -237,6 +237,7 @@ class Session:
         self.commits: dict[str, CommitRecord] = {}
         self.skipped: dict[str, str] = {}
         self._ref_from: dict[tuple[str, str], int] = {}
+        self._named = False  # the benchmarks were chosen by the user, not found by a scan
 
     def emit(self, kind: str, message: str, **data: object) -> None:
         self.on_event(Event(kind, message, dict(data)))
@@ -251,6 +252,7 @@ class Session:
     def run(self) -> SessionResult:
         started = time.monotonic()
         specs = select_benchmarks(self.runner.list_benchmarks(), self.opt.bench_patterns)
+        self._named = bool(self.opt.bench_patterns) or len(specs) == 1
         self.emit(
             "start",
             f"bisecting {len(self.range_commits)} commits "
@@ -336,10 +338,14 @@ class Session:
             for worse_high in self._directions(spec)
         )
         p = stats.rank_test(good, bad)
+        # A benchmark the user named (--bench, or the one --cmd) is one they saw regress:
+        # if bad merely looks worse, its first samples may just have been unlucky.
+        looks_worse = any((b > g) == worse_high for worse_high in self._directions(spec))
+        suspected = self._named and looks_worse
         # Unclear: past the threshold but not yet significant; or a real-looking difference
         # (p < 0.1, significant or not) whose first samples fell short of the threshold, as a
         # true 1.1x regression does one time in twenty against a 5% floor.
-        return (beyond and p >= self.opt.alpha) or (not beyond and p < SUGGESTIVE_P)
+        return (beyond and p >= self.opt.alpha) or (not beyond and (p < SUGGESTIVE_P or suspected))
 
     def _reference_outcome(self, m: Measurer, spec: BenchmarkSpec) -> BenchmarkOutcome:
         good, bad = m.samples(self.good, spec.name), m.samples(self.bad, spec.name)
