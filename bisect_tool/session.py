@@ -545,22 +545,45 @@ class Session:
             self._confirm(m, culprit, group)
 
     def _confirm(self, m: Measurer, culprit: str, group: Sequence[BenchmarkOutcome]) -> None:
-        """Measure culprit and parent in alternating blocks (ABBA...) and test each benchmark.
-
-        A second attempt adds blocks to the first: one block hit by a burst of load must not
-        sink a real culprit, and more independent blocks make the test stronger.
-        """
+        """Confirm against every parent: a merge is a culprit only if it is worse than all of
+        its parents; worse than the first parent alone means the change came in on the merged
+        branch, where a misjudged step hid the real commit."""
         parents = self.commits[culprit].info.parents
         if not parents:
             for out in group:
                 out.notes.append("culprit is a root commit: nothing to confirm against")
             return
-        parent = parents[0]
-        self.record(parent, "parent")
+        results: dict[str, list[tuple[bool, Comparison]]] = {o.spec.name: [] for o in group}
+        for parent in parents:
+            self.record(parent, "parent")
+            for name, res in self._confirm_against(m, culprit, parent, group).items():
+                results[name].append(res)
+        for out in group:
+            res = results[out.spec.name]
+            if len(res) != len(parents):
+                continue  # could not be measured; noted by _confirm_against
+            out.confirmation = res[0][1]
+            out.confirmed = all(ok for ok, _ in res)
+            for parent, (ok, _) in zip(parents[1:], res[1:], strict=True):
+                if not ok:
+                    out.notes.append(
+                        f"the merge {culprit[:10]} is not worse than its parent {parent[:10]}: "
+                        "the change came in on that branch"
+                    )
+
+    def _confirm_against(
+        self, m: Measurer, culprit: str, parent: str, group: Sequence[BenchmarkOutcome]
+    ) -> dict[str, tuple[bool, Comparison]]:
+        """Measure culprit and parent in alternating blocks (ABBA...) and test each benchmark.
+
+        A second attempt adds blocks to the first: one block hit by a burst of load must not
+        sink a real culprit, and more independent blocks make the test stronger.
+        """
         names = [o.spec.name for o in group]
         blocks: dict[tuple[str, str], list[list[float]]] = {
             (sha, n): [] for sha in (parent, culprit) for n in names
         }
+        found: dict[str, tuple[bool, Comparison]] = {}
         todo = list(group)
         for attempt in (1, 2):
             for i in range(self.opt.confirm_pairs):
@@ -584,7 +607,7 @@ class Session:
                 ok, comp = stats.confirms(
                     blocks[(parent, name)], blocks[(culprit, name)], worse_high, self.opt.alpha
                 )
-                out.confirmation, out.confirmed = comp, ok
+                found[name] = (ok, comp)
                 if not ok and attempt == 1:
                     still.append(out)
                     self.emit(
@@ -603,6 +626,7 @@ class Session:
             todo = still
             if not todo:
                 break
+        return found
 
 
 @dataclass

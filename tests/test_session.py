@@ -636,3 +636,39 @@ def test_a_real_difference_below_the_threshold_is_measured_more(
     assert len(bad_calls) > 2  # more than the two interleaved halves
     assert result.outcomes[0].reproduces
     assert result.outcomes[0].culprit == repo.shas[6]
+
+
+class BranchLies(FakeRunner):
+    """The first five samples of each listed commit look exactly like good (a misjudged step)."""
+
+    def __init__(self, liars: Sequence[str], **kw) -> None:
+        super().__init__(**kw)
+        self.liars = set(liars)
+
+    def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
+        first = not any(c.commit == commit for c in self.calls)
+        batch = super().measure(worktree, commit, names, rounds)
+        if commit in self.liars and first:
+            batch.samples = {n: [1.0] * 5 + v[5:] for n, v in batch.samples.items()}
+        return batch
+
+
+def test_a_merge_is_not_blamed_for_its_branch(git_repo_factory):
+    """Misjudged branch commits make git bisect blame the merge; the merge is slower than its
+    first parent, but not than the branch it merges, so it must not be confirmed: the bisect is
+    redone and finds the commit on the branch."""
+    repo = git_repo_factory([("initial", {"cost.txt": cost_file({BENCH: 1.0}), "m.txt": "0\n"})])
+    repo.commit("main 1", {"m.txt": "1\n"})
+    repo.branch("feature")
+    culprit = repo.commit("feature: tune", {"cost.txt": cost_file({BENCH: 2.0})})
+    branch_tip = repo.commit("feature: notes", {"f.txt": "1\n"})
+    repo.checkout("main")
+    repo.commit("main 2", {"m.txt": "2\n"})
+    merge = repo.merge("feature")
+    bad = repo.commit("main 3", {"m.txt": "3\n"})
+    good = repo.rev("main~4")
+    runner = BranchLies([culprit, branch_tip])
+    result = run_session(repo, runner, good, bad)
+    (out,) = result.bisected
+    assert any(f"merge {merge[:10]} is not worse" in note for note in out.notes)
+    assert out.culprit == culprit and out.confirmed
