@@ -304,17 +304,7 @@ def test_terminal_table_and_bad_format():
 
 # -- real asv ----------------------------------------------------------------------------------
 
-ASV_CONF = {
-    "version": 1,
-    "project": "tiny",
-    "repo": ".",
-    "branches": ["main"],
-    "environment_type": "virtualenv",
-    "benchmark_dir": "benchmarks",
-    "env_dir": ".asv/env",
-    "results_dir": ".asv/results",
-    "html_dir": ".asv/html",
-}
+from test_asv_bisect import ASV_CONF  # noqa: E402  (the same tiny asv project config)
 
 BENCHMARKS = """import tiny
 
