@@ -11,12 +11,11 @@ from test_cli import BENCH, git, make_history, smbisect
 CMD = f"{sys.executable} bench.py"
 
 
-def test_check_exit_codes_on_a_real_repository(tmp_path: Path) -> None:
-    repo = tmp_path / "proj"
-    shas = make_history(repo, [1.0, 1.0, 1.02, 1.6, 1.6, 1.0], broken={4})
-    common = (
+def check_args(good: str, tmp_path: Path) -> tuple[str, ...]:
+    """The options every `smbisect check` call here shares."""
+    return (
         "--good",
-        shas[0],
+        good,
         "--cmd",
         CMD,
         "--metric",
@@ -26,6 +25,12 @@ def test_check_exit_codes_on_a_real_repository(tmp_path: Path) -> None:
         "--cache-dir",
         str(tmp_path / "c"),
     )
+
+
+def test_check_exit_codes_on_a_real_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "proj"
+    shas = make_history(repo, [1.0, 1.0, 1.02, 1.6, 1.6, 1.0], broken={4})
+    common = check_args(shas[0], tmp_path)
     same = smbisect("check", shas[2], *common, cwd=repo)
     assert same.returncode == 0, same.stdout + same.stderr
     assert "good" in same.stdout
@@ -60,16 +65,7 @@ def test_git_bisect_run_with_smbisect_check_finds_the_culprit(tmp_path: Path) ->
             "bisect_tool",
             "check",
             "-q",
-            "--good",
-            shas[0],
-            "--cmd",
-            CMD,
-            "--metric",
-            "stdout",
-            "--threshold",
-            "1.2",
-            "--cache-dir",
-            str(tmp_path / "c"),
+            *check_args(shas[0], tmp_path),
         ],
         cwd=repo,
         capture_output=True,

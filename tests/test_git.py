@@ -27,6 +27,11 @@ def _repo(tmp_path: Path) -> Path:
     return repo
 
 
+def add_worktree(repo: Path, path: Path, lock_reason: str | None = None) -> None:
+    lock = ["--lock", "--reason", lock_reason] if lock_reason else []
+    git(repo, "worktree", "add", "-q", "--detach", *lock, str(path), "HEAD")
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
@@ -41,43 +46,10 @@ def test_only_our_dead_worktrees_are_stale(tmp_path: Path) -> None:
     users = tmp_path / "elsewhere" / "smbisect-wt-2"  # the user's, named alike, not locked
     other_host = tmp_path / "smbisect-3" / "smbisect-wt-3"
     alive = tmp_path / "smbisect-4" / "smbisect-wt-4"
-    git(
-        repo,
-        "worktree",
-        "add",
-        "-q",
-        "--detach",
-        "--lock",
-        "--reason",
-        f"smbisect pid {dead} host {host}",
-        str(ours),
-        "HEAD",
-    )
-    git(repo, "worktree", "add", "-q", "--detach", str(users), "HEAD")
-    git(
-        repo,
-        "worktree",
-        "add",
-        "-q",
-        "--detach",
-        "--lock",
-        "--reason",
-        f"smbisect pid {dead} host another-machine",
-        str(other_host),
-        "HEAD",
-    )
-    git(
-        repo,
-        "worktree",
-        "add",
-        "-q",
-        "--detach",
-        "--lock",
-        "--reason",
-        f"smbisect pid {subprocess.os.getpid()} host {host}",
-        str(alive),
-        "HEAD",
-    )
+    add_worktree(repo, ours, f"smbisect pid {dead} host {host}")
+    add_worktree(repo, users)
+    add_worktree(repo, other_host, f"smbisect pid {dead} host another-machine")
+    add_worktree(repo, alive, f"smbisect pid {subprocess.os.getpid()} host {host}")
     g = GitRepo(repo)
     assert g.stale_worktrees() == [ours]
     with g.private_worktree("HEAD") as wt:  # creating one cleans up the stale one first
@@ -91,7 +63,7 @@ def test_only_our_dead_worktrees_are_stale(tmp_path: Path) -> None:
 def test_a_missing_user_worktree_is_not_pruned(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
     unmounted = tmp_path / "usb" / "feature"
-    git(repo, "worktree", "add", "-q", "--detach", str(unmounted), "HEAD")
+    add_worktree(repo, unmounted)
     subprocess.run(["rm", "-rf", str(unmounted)], check=True)
     with GitRepo(repo).private_worktree("HEAD"):
         pass
