@@ -7,6 +7,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_REPRODUCED = 3
 EXIT_NO_SINGLE_CULPRIT = 4
+EXIT_INCONCLUSIVE = 5  # the machine is too noisy to tell whether the endpoints differ
 
 
 class SmbisectError(Exception):

@@ -57,14 +57,14 @@ class FakeRunner:
         specs: Sequence[BenchmarkSpec] = (BenchmarkSpec(BENCH),),
         noise: float = 0.01,
         seed: int = 0,
-        drift_per_call: float = 0.0,
+        drift_per_run: float = 0.0,
         check_head: bool = True,
         fail_nth: Mapping[str, int] | None = None,
     ) -> None:
         self.specs = list(specs)
         self.noise = noise
         self.rng = np.random.default_rng(seed)
-        self.drift_per_call = drift_per_call
+        self.drift_per_run = drift_per_run
         self.check_head = check_head
         self.fail_nth = dict(fail_nth or {})  # commit -> its n-th measurement (1-based) fails
         self.calls: list[Call] = []
@@ -73,7 +73,7 @@ class FakeRunner:
         return list(self.specs)
 
     def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
-        drift = 1.0 + self.drift_per_call * len(self.calls)
+        before = self.runs
         self.calls.append(Call(commit, tuple(names), rounds))
         if self.check_head:
             head = subprocess.run(
@@ -92,8 +92,13 @@ class FakeRunner:
         for name in names:
             per_round = next(s.samples_per_round for s in self.specs if s.name == name)
             n = rounds * per_round
+            drift = np.repeat(1.0 + self.drift_per_run * (before + np.arange(rounds)), per_round)
             samples[name] = list(costs[name] * drift * np.exp(self.rng.normal(0, self.noise, n)))
         return Batch(samples=samples)
+
+    @property
+    def runs(self) -> int:
+        return sum(c.rounds for c in self.calls)
 
     def commits_measured(self) -> set[str]:
         return {c.commit for c in self.calls}
@@ -362,7 +367,7 @@ def test_a_second_session_reuses_the_store(git_repo_factory):
     # nothing but the confirmation (always fresh, in short interleaved runs) is measured again
     assert runner.calls
     assert {c.commit for c in runner.calls} == {repo.shas[7], repo.shas[8]}
-    assert all(c.rounds == options.confirm_rounds for c in runner.calls)
+    assert all(c.rounds == 1 for c in runner.calls)  # one run at a time, interleaved
 
 
 # -- noise, drift, step count ----------------------------------------------------------------------
@@ -379,26 +384,25 @@ def test_noisy_measurements(git_repo_factory, seed, culprit):
 
 
 def test_machine_slowing_down_slowly(git_repo_factory):
-    # every measurement comes out 4% slower than the one before (default options): by the end
-    # of the run the good commit measures slower than the bad commit did at the start
+    # every run comes out 0.5% slower than the one before (default options), a steady drift
+    # of the whole machine, a quarter of the regression or more by the end
     repo = linear_history(git_repo_factory, 30, {19: {BENCH: 1.5}})
-    runner = FakeRunner(noise=0.02, drift_per_call=0.04, seed=5)
+    runner = FakeRunner(noise=0.02, drift_per_run=0.005, seed=5)
     result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
     (out,) = result.outcomes
     assert out.culprit == repo.shas[19]
     assert result.exit_code == EXIT_CULPRIT
-    assert 1 + 0.04 * len(runner.calls) > 1.5
+    assert 0.005 * sum(c.rounds for c in runner.calls) > 0.08
 
 
 @pytest.mark.parametrize("culprit", [5, 27])
 def test_machine_slowing_down_fast_needs_fresh_references(git_repo_factory, culprit):
-    # 8% slower per measurement: after a handful of steps a good commit measures above the
-    # cut computed from the first reference samples. (With drift_every=1000 this finds a wrong
-    # culprit that the confirmation then rejects; re-measuring the references finds the right
-    # one.)
+    # 1.25% slower per run: after a few steps a good commit measures near the cut computed from
+    # the first reference runs. Re-measuring the references (here after every step that
+    # follows two runs of other commits) sees the drift and uses the fresh runs.
     repo = linear_history(git_repo_factory, 30, {culprit: {BENCH: 1.5}})
-    runner = FakeRunner(noise=0.02, drift_per_call=0.08, seed=5)
-    result = run_session(repo, runner, repo.shas[0], repo.shas[-1], drift_every=1)
+    runner = FakeRunner(noise=0.02, drift_per_run=0.0125, seed=5)
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1], drift_every=1, drift_runs=2)
     (out,) = result.outcomes
     assert out.culprit == repo.shas[culprit]
     assert result.exit_code == EXIT_CULPRIT
@@ -554,11 +558,11 @@ def test_user_bisect_in_progress_is_untouched(git_repo_factory, private_tmp):
 def test_transient_failure_of_a_reference_keeps_its_samples(git_repo_factory):
     repo = linear_history(git_repo_factory, 30, {19: {BENCH: 2.0}})
     good = repo.shas[0]
-    # its first two measurements are the reference halves; the third (a drift check) fails
-    runner = FakeRunner(fail_nth={good: 3})
+    # its second run fails, after the first was taken: the first must be kept
+    runner = FakeRunner(fail_nth={good: 2})
     result = run_session(repo, runner, good, repo.shas[-1], drift_every=2)
     assert sum(c.commit == good for c in runner.calls) >= 3  # the failure did happen
-    assert len(result.samples.get(good, {}).get(BENCH, [])) >= 10
+    assert len(result.samples.get(good, {}).get(BENCH, [])) >= 2
     assert result.outcomes[0].culprit == repo.shas[19]
     assert result.exit_code == EXIT_CULPRIT
 
@@ -639,7 +643,7 @@ def test_a_real_difference_below_the_threshold_is_measured_more(
 
 
 class BranchLies(FakeRunner):
-    """The first five samples of each listed commit look exactly like good (a misjudged step)."""
+    """The first run of each listed commit looks exactly like good (a misjudged step)."""
 
     def __init__(self, liars: Sequence[str], **kw) -> None:
         super().__init__(**kw)
@@ -649,7 +653,7 @@ class BranchLies(FakeRunner):
         first = not any(c.commit == commit for c in self.calls)
         batch = super().measure(worktree, commit, names, rounds)
         if commit in self.liars and first:
-            batch.samples = {n: [1.0] * 5 + v[5:] for n, v in batch.samples.items()}
+            batch.samples = {n: [1.0] + v[1:] for n, v in batch.samples.items()}
         return batch
 
 

@@ -1,0 +1,374 @@
+"""Evidence for one session: measures through the Measurer until the policy decides.
+
+The policy (policy.py) is pure and answers from numbers; this module turns the store's samples
+into the policy's numbers (one log value per run), carries out its "measure more" (interleaving
+the references when the machine is noisy), and turns its answers into verdicts and the
+comparisons the reports show. It knows nothing of git bisect: the session does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from scipy import stats as sps
+
+from . import policy as pol
+from .measure import Event, Measurer
+from .policy import Decision, Judgement, Policy, Scale, Spent
+from .runners import BenchmarkSpec
+from .stats import Comparison, Verdict
+
+
+@dataclass
+class Noise:
+    """How noisy a benchmark was, for the report: per-run scale, and per commit."""
+
+    sigma: float  # pooled, log units (about the coefficient of variation)
+    df: int
+    per_commit: dict[str, float] = field(default_factory=dict)  # sha -> CV of its runs
+
+
+class Judge:
+    """Answers the bisect's questions for each benchmark, measuring as much as they need."""
+
+    def __init__(
+        self,
+        m: Measurer,
+        policy: Policy,
+        good: str,
+        bad: str,
+        factor: float | None,
+        delta: float | None,
+        on_event: Callable[[Event], None],
+    ) -> None:
+        self.m = m
+        self.policy = policy
+        self.good, self.bad = good, bad
+        self.factor, self.delta = factor, delta
+        self.on_event = on_event
+        self.ref_from: dict[tuple[str, str], int] = {}  # runs before this index are stale
+        self.log_scale: dict[str, bool] = {}
+        self.worse_high: dict[str, bool] = {}
+        self.notes: dict[str, list[str]] = {}  # what happened while measuring, per benchmark
+
+    # -- numbers for the policy ----------------------------------------------------------------
+
+    def values(self, sha: str, name: str) -> list[float]:
+        runs = self.m.runs(sha, name)
+        return runs[self.ref_from.get((sha, name), 0) :]
+
+    def logs(self, sha: str, name: str) -> list[float]:
+        vals = self.values(sha, name)
+        if self.log_scale.get(name, True):
+            return [math.log(max(v, 1e-300)) for v in vals]
+        return vals
+
+    def scale(self, name: str) -> Scale:
+        shas = {self.good, self.bad, *self.m.account.runs}
+        return pol.pooled_scale([self.logs(s, name) for s in shas])
+
+    def spent(self, *shas: str, since: dict[str, tuple[int, float]] | None = None) -> Spent:
+        """The budget spent at these commits (the most at any of them), counted from `since`
+        (runs and seconds per commit at some earlier moment) when given."""
+        acc = self.m.account
+        since = since or {}
+        return Spent(
+            runs=max((acc.runs.get(s, 0) - since.get(s, (0, 0.0))[0] for s in shas), default=0),
+            seconds=max(
+                (acc.seconds.get(s, 0.0) - since.get(s, (0, 0.0))[1] for s in shas), default=0.0
+            ),
+            seconds_total=acc.total_seconds,
+        )
+
+    def snapshot(self, *shas: str) -> dict[str, tuple[int, float]]:
+        acc = self.m.account
+        return {s: (acc.runs.get(s, 0), acc.seconds.get(s, 0.0)) for s in shas}
+
+    def threshold(self, name: str) -> float:
+        """The smallest change that counts, on the policy's scale."""
+        g = _median(self.values(self.good, name))
+        if self.log_scale.get(name, True):
+            if self.delta is not None and g > 0:
+                return math.log((g + self.delta) / g)
+            return math.log(self.factor or pol.MIN_EFFECT)
+        if self.delta is not None:
+            return self.delta
+        return abs(g) * ((self.factor or pol.MIN_EFFECT) - 1)
+
+    def cut_offset(self, name: str) -> float | None:
+        """With a fixed --threshold or --threshold-ms, where the cut lies beyond good."""
+        if self.factor is None and self.delta is None:
+            return None
+        return self.threshold(name)
+
+    def cut_value(self, name: str) -> float:
+        """The cut in the benchmark's own unit, for reports and plots."""
+        g, b = _median(self.values(self.good, name)), _median(self.values(self.bad, name))
+        off = self.cut_offset(name)
+        if self.log_scale.get(name, True) and g > 0 and b > 0:
+            lg, lb = math.log(g), math.log(b)
+            if off is None:
+                return math.exp((lg + lb) / 2)
+            return math.exp(lg + (off if lb >= lg else -off))
+        if off is None:
+            return (g + b) / 2
+        return g + (off if b >= g else -off)
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    def endpoints(
+        self, specs: Sequence[BenchmarkSpec], named: bool
+    ) -> dict[str, tuple[Judgement, Comparison]]:
+        """Measure good and bad, interleaved, until each benchmark's verdict is decided."""
+        names = [s.name for s in specs]
+        by_name = {s.name: s for s in specs}
+        first = self.policy.min_reference_runs
+        for k in range(1, first + 1):
+            order = (self.good, self.bad) if k % 2 else (self.bad, self.good)
+            for sha in order:
+                self.m.ensure_runs(sha, names, k)
+        for n in names:
+            g, b = self.m.runs(self.good, n), self.m.runs(self.bad, n)
+            self.log_scale[n] = pol.can_use_log(g, b)
+        found: dict[str, tuple[Judgement, Comparison]] = {}
+        todo = [n for n in names if not (self.m.error(self.good, n) or self.m.error(self.bad, n))]
+        flip = False
+        while todo:
+            more = 0
+            for n in list(todo):
+                spec = by_name[n]
+                j = pol.judge_endpoints(
+                    self.logs(self.good, n),
+                    self.logs(self.bad, n),
+                    self.scale(n),
+                    self.threshold(n),
+                    self.policy,
+                    self.spent(self.good, self.bad),
+                    spec.worse_is_higher,
+                    named,
+                )
+                if j.decision is Decision.MORE:
+                    more = max(more, j.more_runs)
+                    continue
+                todo.remove(n)
+                found[n] = (j, self._comparison(self.good, self.bad, n, two_sided=True))
+                if spec.worse_is_higher is not None:
+                    self.worse_high[n] = spec.worse_is_higher
+                else:
+                    self.worse_high[n] = j.estimate >= 0
+            if todo and more:
+                self.on_event(
+                    Event(
+                        "more",
+                        f"endpoints not decided for {len(todo)} benchmark(s); "
+                        f"{more} more run(s) each",
+                    )
+                )
+                for _ in range(more):
+                    flip = not flip
+                    for sha in (self.bad, self.good) if flip else (self.good, self.bad):
+                        self.m.add(sha, todo, 1)
+        return found
+
+    # -- one step ------------------------------------------------------------------------------
+
+    def step(
+        self, sha: str, name: str, shared: Sequence[str], min_runs: int
+    ) -> tuple[Verdict, str]:
+        """Measure sha until it resembles good or bad, or the budget is spent (skip)."""
+        self.m.ensure_runs(sha, shared, max(1, min_runs))
+        refs_at_start = {ref: len(self.m.runs(ref, name)) for ref in (self.good, self.bad)}
+        rounds = 0
+        while True:
+            err = self.m.error(sha, name)
+            if err:
+                return Verdict.SKIP, err
+            j = pol.judge_step(
+                self.logs(sha, name),
+                self.logs(self.good, name),
+                self.logs(self.bad, name),
+                self.scale(name),
+                self.policy,
+                self.spent(sha),
+                self.cut_offset(name),
+                min_runs,
+            )
+            if j.decision is Decision.GOOD:
+                return Verdict.GOOD, j.reason
+            if j.decision is Decision.BAD:
+                return Verdict.BAD, j.reason
+            if j.decision is Decision.UNCLEAR:
+                return Verdict.SKIP, j.reason
+            self.on_event(Event("more", f"{sha[:10]}: {j.reason}; measuring more", {"sha": sha}))
+            rounds += 1
+            # a commit that takes long to decide is measured between fresh reference runs, so a
+            # burst of load or a drift of the machine hits both sides alike
+            refresh = j.refresh_references or rounds >= 3
+            if refresh:
+                self.m.add(self.good, [name], 1)
+            batch = self.m.add(sha, [name], j.more_runs)
+            if refresh:
+                self.m.add(self.bad, [name], 1)
+                moved = self._drifted(name, refs_at_start, 3)
+                if moved:
+                    self.notes.setdefault(name, []).append(f"drift while measuring {sha[:10]}: {moved}")
+                    self.on_event(Event("drift", f"{name}: {moved} during {sha[:10]}"))
+                    refs_at_start = {r: len(self.m.runs(r, name)) for r in refs_at_start}
+            if not batch.samples.get(name):
+                return Verdict.SKIP, f"measuring more failed: {batch.errors.get(name, 'no result')}"
+
+    def noisy(self, name: str) -> bool:
+        g, b = self.logs(self.good, name), self.logs(self.bad, name)
+        span = abs(_mean(b) - _mean(g))
+        return self.scale(name).sigma > self.policy.noisy_ratio * span
+
+    def check_drift(self, name: str) -> str | None:
+        """Re-measure both endpoints; if one moved, only its fresh runs are used from now."""
+        before = {ref: len(self.m.runs(ref, name)) for ref in (self.good, self.bad)}
+        for _ in range(2):
+            for ref in (self.good, self.bad):
+                self.m.add(ref, [name], 1)
+        return self._drifted(name, before, 2)
+
+    def _drifted(self, name: str, before: dict[str, int], min_fresh: int) -> str | None:
+        """Did the runs of a reference since `before` (its run count then) move away from the
+        ones in use before them? If so, only the fresh runs are used from now on."""
+        scale = self.scale(name)
+        moved = []
+        q = pol.t_quantile(0.0005, scale.df)
+        for ref, start in before.items():
+            runs = self.m.runs(ref, name)
+            old, new = runs[self.ref_from.get((ref, name), 0) : start], runs[start:]
+            if len(new) < min_fresh or len(old) < 2 or not scale.known:
+                continue
+            if self.log_scale.get(name, True):
+                old = [math.log(max(v, 1e-300)) for v in old]
+                new = [math.log(max(v, 1e-300)) for v in new]
+            se = scale.sigma * math.sqrt(1 / len(new) + 1 / len(old))
+            if abs(_mean(new) - _mean(old)) > q * se:
+                moved.append(ref)
+                self.ref_from[(ref, name)] = start
+        if not moved:
+            return None
+        which = " and ".join("good" if r == self.good else "bad" for r in moved)
+        return f"the {which} reference moved; using its fresh runs"
+
+    # -- confirmation --------------------------------------------------------------------------
+
+    def confirm(
+        self, culprit: str, parent: str, names: Sequence[str]
+    ) -> dict[str, tuple[Judgement, Comparison]]:
+        """Culprit and parent, measured alternately (ABBA...) until each benchmark decides."""
+        found: dict[str, tuple[Judgement, Comparison]] = {}
+        todo = [n for n in names if not (self.m.error(parent, n) or self.m.error(culprit, n))]
+        # only the confirmation's own runs count: taken alternately, a steady drift of the
+        # machine favours neither side, which runs taken during the bisect cannot promise
+        start = {(sha, n): len(self.m.runs(sha, n)) for sha in (parent, culprit) for n in names}
+        since = self.snapshot(parent, culprit)
+        fresh = 0
+        while todo:
+            order = (parent, culprit) if fresh % 2 == 0 else (culprit, parent)
+            for sha in order:
+                self.m.add(sha, todo, 1)
+            fresh += 1
+            for n in list(todo):
+                if self.m.error(parent, n) or self.m.error(culprit, n):
+                    todo.remove(n)
+                    continue
+                par = self._logs_from(parent, n, start[(parent, n)])
+                cul = self._logs_from(culprit, n, start[(culprit, n)])
+                j = pol.judge_confirm(
+                    par,
+                    cul,
+                    self.scale(n),
+                    self.threshold(n),
+                    self.policy,
+                    self.spent(parent, culprit, since=since),
+                    self.worse_high.get(n, True),
+                    min(len(par), len(cul)),
+                )
+                if j.decision is not Decision.MORE:
+                    todo.remove(n)
+                    found[n] = (j, self._comparison_of(par, cul, n, two_sided=False))
+        return found
+
+    def _logs_from(self, sha: str, name: str, start: int) -> list[float]:
+        vals = self.m.runs(sha, name)[start:]
+        if self.log_scale.get(name, True):
+            return [math.log(max(v, 1e-300)) for v in vals]
+        return vals
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def _comparison(self, base: str, other: str, name: str, two_sided: bool) -> Comparison:
+        return self._comparison_of(self.logs(base, name), self.logs(other, name), name, two_sided)
+
+    def _comparison_of(
+        self, a: Sequence[float], b: Sequence[float], name: str, two_sided: bool
+    ) -> Comparison:
+        """Ratio of the two commits with its 95% interval and p-value, from the runs' logs."""
+        scale = self.scale(name)
+        if not a or not b:
+            return Comparison(1.0, math.nan, math.nan, math.nan, len(a), len(b))
+        diff = pol.location(b, scale) - pol.location(a, scale)
+        if not scale.known:
+            return Comparison(
+                1.0,
+                _ratio(diff, self.log_scale.get(name, True), a),
+                math.nan,
+                math.nan,
+                len(a),
+                len(b),
+            )
+        se = scale.sigma * math.sqrt(1 / len(a) + 1 / len(b))
+        q = pol.t_quantile(0.025, scale.df)
+        if se > 0:
+            t = diff / se
+            worse = t if self.worse_high.get(name, True) else -t
+            p = (
+                float(2 * sps.t.sf(abs(t), scale.df))
+                if two_sided
+                else float(sps.t.sf(worse, scale.df))
+            )
+        else:
+            p = 0.0 if diff else 1.0
+        log = self.log_scale.get(name, True)
+        return Comparison(
+            p,
+            _ratio(diff, log, a),
+            _ratio(diff - q * se, log, a),
+            _ratio(diff + q * se, log, a),
+            len(a),
+            len(b),
+        )
+
+    def noise(self, name: str, shas: Sequence[str]) -> Noise:
+        scale = self.scale(name)
+        per = {}
+        for sha in shas:
+            xs = self.logs(sha, name)
+            if len(xs) >= 2:
+                mean = _mean(xs)
+                per[sha] = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+        return Noise(scale.sigma, scale.df, per)
+
+
+def _ratio(diff: float, log_scale: bool, base: Sequence[float]) -> float:
+    if log_scale:
+        return math.exp(diff)
+    m = _mean(base)
+    return (m + diff) / m if m else math.nan
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def _median(xs: Sequence[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    if not n:
+        return math.nan
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2

@@ -1,0 +1,353 @@
+"""The measurement policy: how much to measure, and when the evidence decides. Pure.
+
+It is given samples and answers "decided", "measure more", or "the budget is spent", for the
+three questions a bisect asks: do the endpoints differ (`judge_endpoints`), which endpoint does
+this commit resemble (`judge_step`), and is the culprit worse than its parent
+(`judge_confirm`). The session asks it with real measurements; the simulator asks it with
+synthetic ones, thousands of times, to measure its error rates. The method is described, with
+its assumptions, in docs/policy.md.
+
+The unit of evidence is a run: one benchmark process. Samples that shared a process are not
+independent (the process's warm caches, its memory layout and the machine's load at that moment
+are shared), so each run contributes one observation, the log of its median sample. Decisions
+are sequential t-tests on those log observations: a commit is judged as soon as its mean is far
+enough from the cut, in standard errors, to hold the stated error rate; the noise scale is pooled
+over every commit measured, with a robust, outlier-clipped estimator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+
+from scipy import stats as sps
+
+MIN_EFFECT = 1.05  # below a 5% change the endpoints are not called a regression
+_MAD_PAIR = 0.9538725524  # median |X1 - X2| of two standard normals: sqrt(2) * 0.6745
+_CLIP = 3.5  # residuals beyond this many robust scales are clipped before the variance
+
+
+class Decision(str, Enum):
+    GOOD = "good"  # a step resembles good
+    BAD = "bad"  # a step resembles bad
+    REGRESSED = "regressed"  # endpoints: bad is worse than good beyond the threshold
+    UNCHANGED = "unchanged"  # endpoints: bad is shown to be within the threshold of good
+    CONFIRMED = "confirmed"  # the culprit is worse than its parent
+    REJECTED = "rejected"  # the culprit is shown not to be worse than its parent by much
+    MORE = "more"  # measure more
+    UNCLEAR = "unclear"  # the budget is spent and the evidence does not decide
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a user can understand: time per commit and in total, plus a cap on runs."""
+
+    seconds_per_commit: float = 300.0
+    seconds_total: float | None = None
+    runs_per_commit: int = 60
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The constants of the policy, chosen with the simulator (tools/simulate_policy.py)."""
+
+    alpha_endpoints: float = 0.001  # one-sided, per look
+    alpha_step: float = 0.002  # one-sided, per look
+    alpha_confirm: float = 0.0005  # one-sided, per look
+    min_reference_runs: int = 3  # per endpoint, before any endpoint verdict
+    min_confirm_runs: int = 2  # fresh, interleaved runs of culprit and parent each
+    careful_step_runs: int = 3  # runs per step when bisecting again after a failed confirm
+    noisy_ratio: float = 0.25  # noise scale above this fraction of the change is "high"
+    budget: Budget = Budget()
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What has been spent so far, for the budget."""
+
+    runs: int = 0  # at the commit under judgement
+    seconds: float = 0.0  # at the commit under judgement
+    seconds_total: float = 0.0  # in the whole session
+
+
+@dataclass(frozen=True)
+class Judgement:
+    decision: Decision
+    reason: str
+    z: float = math.nan  # the test statistic, in standard errors (positive: toward bad)
+    more_runs: int = 0  # with MORE: runs to add at the commit under judgement
+    refresh_references: bool = False  # with MORE: measure good and bad again too (interleave)
+    estimate: float = math.nan  # log ratio of the estimate (other / base)
+    low: float = math.nan  # its confidence interval, log scale
+    high: float = math.nan
+
+
+@dataclass(frozen=True)
+class Scale:
+    sigma: float  # pooled noise per run, in log units
+    df: int  # degrees of freedom behind it
+
+    @property
+    def known(self) -> bool:
+        return self.df > 0 and math.isfinite(self.sigma)
+
+
+# -- observations -------------------------------------------------------------------------------
+
+
+def run_values(samples: Sequence[float], per_run: int) -> list[float]:
+    """One value per run: the median of each run's samples (runs return them in order)."""
+    per_run = max(1, per_run)
+    if per_run == 1 or len(samples) % per_run:
+        return list(samples) if per_run == 1 else _chunk_medians(samples, per_run)
+    return _chunk_medians(samples, per_run)
+
+
+def _chunk_medians(samples: Sequence[float], size: int) -> list[float]:
+    out = []
+    for i in range(0, len(samples), size):
+        chunk = sorted(samples[i : i + size])
+        m = len(chunk)
+        out.append(chunk[m // 2] if m % 2 else (chunk[m // 2 - 1] + chunk[m // 2]) / 2)
+    return out
+
+
+def log_values(values: Sequence[float], log_scale: bool) -> list[float]:
+    """Log of each run's value, so effects are ratios; raw values when some are not positive."""
+    if not log_scale:
+        return [float(v) for v in values]
+    return [math.log(v) for v in values]
+
+
+def can_use_log(*groups: Sequence[float]) -> bool:
+    return all(v > 0 for g in groups for v in g)
+
+
+def _median(xs: Sequence[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    if n == 0:
+        return math.nan
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def pooled_scale(groups: Sequence[Sequence[float]]) -> Scale:
+    """The noise per run, pooled over commits: robust first, then a clipped standard deviation.
+
+    The robust scale is the median of within-commit pairwise differences (unbiased for normal
+    noise at any group size). Residuals beyond 3.5 of those are clipped, so one burst of load
+    cannot blow the scale up, but heavy tails still widen it: the estimate is honest about noise
+    that comes often.
+    """
+    diffs = []
+    df = 0
+    for g in groups:
+        n = len(g)
+        if n < 2:
+            continue
+        df += n - 1
+        diffs.extend(abs(g[i] - g[j]) for i in range(n) for j in range(i + 1, n))
+    if df == 0:
+        return Scale(math.nan, 0)
+    robust = _median(diffs) / _MAD_PAIR
+    ss = 0.0
+    for g in groups:
+        n = len(g)
+        if n < 2:
+            continue
+        mean = sum(g) / n
+        limit = _CLIP * robust * math.sqrt((n - 1) / n)
+        ss += sum(min(abs(x - mean), limit) ** 2 for x in g)
+    sigma = math.sqrt(ss / df)
+    return Scale(max(sigma, robust), df)
+
+
+def location(xs: Sequence[float], scale: Scale) -> float:
+    """Mean of a commit's log values, each clipped to within 3.5 scales of their median."""
+    if not xs:
+        return math.nan
+    if len(xs) < 3 or not scale.known:
+        return sum(xs) / len(xs)
+    med = _median(xs)
+    lim = _CLIP * scale.sigma
+    return sum(min(max(x, med - lim), med + lim) for x in xs) / len(xs)
+
+
+@lru_cache(maxsize=4096)
+def t_quantile(alpha: float, df: int) -> float:
+    """The one-sided critical value of Student's t: P(T > q) = alpha."""
+    return float(sps.t.isf(alpha, max(1, df)))
+
+
+def _bound(policy: Policy, spent: Spent) -> str | None:
+    """Why the budget for this commit (or the session) is spent, or None."""
+    b = policy.budget
+    if spent.runs >= b.runs_per_commit:
+        return f"{spent.runs} runs (the per-commit cap)"
+    if spent.seconds >= b.seconds_per_commit:
+        return f"{spent.seconds:.0f} s at this commit (budget {b.seconds_per_commit:g} s)"
+    if b.seconds_total is not None and spent.seconds_total >= b.seconds_total:
+        return f"{spent.seconds_total:.0f} s in total (budget {b.seconds_total:g} s)"
+    return None
+
+
+def next_increment(runs: int) -> int:
+    """Runs to add to a commit that is not decided yet: one at a time, then growing by half."""
+    return 1 if runs < 4 else max(1, runs // 2)
+
+
+# -- the three questions -----------------------------------------------------------------------
+
+
+def judge_endpoints(
+    good: Sequence[float],
+    bad: Sequence[float],
+    scale: Scale,
+    threshold: float,
+    policy: Policy,
+    spent: Spent,
+    worse_is_higher: bool | None = True,
+    named: bool = False,
+) -> Judgement:
+    """Is bad worse than good by more than `threshold` (a log ratio, or an absolute difference
+    on the raw scale), significantly; shown within it; or not known yet?
+
+    `named`: the user named this benchmark, so it is measured to the budget before it is called
+    unchanged when bad merely looks worse.
+    """
+    ng, nb = len(good), len(bad)
+    if min(ng, nb) < policy.min_reference_runs or not scale.known:
+        need = policy.min_reference_runs - min(ng, nb)
+        return Judgement(Decision.MORE, "too few runs of the endpoints yet", more_runs=max(1, need))
+    diff = location(bad, scale) - location(good, scale)
+    se = scale.sigma * math.sqrt(1 / ng + 1 / nb)
+    q = t_quantile(policy.alpha_endpoints, scale.df)
+    est = {"estimate": diff, "low": diff - q * se, "high": diff + q * se}
+    directions = [worse_is_higher] if worse_is_higher is not None else [True, False]
+    # oriented so that positive is worse; with no known direction, the larger change counts
+    d = max((diff if w else -diff) for w in directions)
+    z = d / se if se > 0 else (math.copysign(math.inf, d) if d else 0.0)
+    low, high = d - q * se, d + q * se
+    if d > threshold and low > 0:
+        return Judgement(
+            Decision.REGRESSED, f"bad is worse by {_pct(d)} (at least {_pct(low)})", z, **est
+        )
+    why = _bound(policy, spent)
+    if high < threshold and not (named and d > 0 and why is None):
+        return Judgement(
+            Decision.UNCHANGED,
+            f"bad is within the threshold of good: at most {_pct(high)} worse",
+            z,
+            **est,
+        )
+    if why is not None:
+        return Judgement(
+            Decision.UNCLEAR,
+            f"cannot tell after {why}: bad/good {_pct(diff)} [{_pct(diff - q * se)}, "
+            f"{_pct(diff + q * se)}] with noise {_pct(scale.sigma)} per run",
+            z,
+            **est,
+        )
+    return Judgement(
+        Decision.MORE,
+        f"endpoints not decided yet ({_pct(diff)}, noise {_pct(scale.sigma)} per run)",
+        z,
+        more_runs=next_increment(min(ng, nb)),
+        **est,
+    )
+
+
+def judge_step(
+    x: Sequence[float],
+    good: Sequence[float],
+    bad: Sequence[float],
+    scale: Scale,
+    policy: Policy,
+    spent: Spent,
+    cut_offset: float | None = None,
+    min_runs: int = 1,
+) -> Judgement:
+    """Does commit x resemble good or bad? The cut is the midpoint of the endpoints, or, with
+    a fixed --threshold, `cut_offset` beyond good (toward bad, on the scale of the values)."""
+    nx = len(x)
+    if nx < min_runs:
+        return Judgement(Decision.MORE, "first runs", more_runs=min_runs - nx)
+    mg, mb, mx = location(good, scale), location(bad, scale), location(x, scale)
+    sign = 1.0 if mb >= mg else -1.0
+    span = abs(mb - mg)
+    if cut_offset is None:
+        cut = (mg + mb) / 2
+        var_cut = (1 / len(good) + 1 / len(bad)) / 4
+    else:
+        cut = mg + sign * cut_offset
+        var_cut = 1 / len(good)
+    se = scale.sigma * math.sqrt(1 / nx + var_cut)
+    dist = sign * (mx - cut)
+    z = dist / se if se > 0 else (math.copysign(math.inf, dist) if dist else 0.0)
+    q = t_quantile(policy.alpha_step, scale.df)
+    noisy = scale.sigma > policy.noisy_ratio * span
+    far = sign * (mx - mb) > span and nx < 3
+    if far and _bound(policy, spent) is None:
+        reason = f"far beyond bad ({_pct(sign * (mx - mg))} over good): a burst of load?"
+    elif z >= q:
+        return Judgement(Decision.BAD, f"{z:.1f} standard errors beyond the cut", z)
+    elif z <= -q:
+        return Judgement(Decision.GOOD, f"{-z:.1f} standard errors within the cut", z)
+    else:
+        reason = f"{abs(z):.1f} standard errors from the cut, {q:.1f} needed"
+    why = _bound(policy, spent)
+    if why is not None:
+        return Judgement(Decision.UNCLEAR, f"still unclear after {why}: {reason}", z)
+    refresh = noisy and min(len(good), len(bad)) < 2 * (nx + next_increment(nx))
+    return Judgement(
+        Decision.MORE, reason, z, more_runs=next_increment(nx), refresh_references=refresh
+    )
+
+
+def judge_confirm(
+    parent: Sequence[float],
+    culprit: Sequence[float],
+    scale: Scale,
+    threshold: float,
+    policy: Policy,
+    spent: Spent,
+    worse_is_higher: bool,
+    fresh: int,
+) -> Judgement:
+    """Is the culprit worse than its parent? `fresh`: the fewer of the two's runs taken in the
+    confirmation itself (interleaved), which must reach min_confirm_runs first."""
+    if fresh < policy.min_confirm_runs or not scale.known:
+        return Judgement(Decision.MORE, "confirmation runs", more_runs=1)
+    npar, ncul = len(parent), len(culprit)
+    diff = location(culprit, scale) - location(parent, scale)
+    d = diff if worse_is_higher else -diff
+    se = scale.sigma * math.sqrt(1 / npar + 1 / ncul)
+    q = t_quantile(policy.alpha_confirm, scale.df)
+    low, high = d - q * se, d + q * se
+    z = d / se if se > 0 else (math.copysign(math.inf, d) if d else 0.0)
+    est = {"estimate": diff, "low": diff - q * se, "high": diff + q * se}
+    if low > 0:
+        return Judgement(Decision.CONFIRMED, f"worse than its parent by {_pct(d)}", z, **est)
+    if high < threshold:
+        return Judgement(
+            Decision.REJECTED,
+            f"not worse than its parent by the threshold ({_pct(high)})",
+            z,
+            **est,
+        )
+    why = _bound(policy, spent)
+    if why is not None:
+        return Judgement(Decision.UNCLEAR, f"unclear after {why}", z, **est)
+    return Judgement(
+        Decision.MORE, f"{z:.1f} standard errors, {q:.1f} needed", z, more_runs=1, **est
+    )
+
+
+def _pct(log_ratio: float) -> str:
+    """A log ratio as a signed percentage."""
+    if not math.isfinite(log_ratio):
+        return "n/a"
+    return f"{(math.exp(log_ratio) - 1) * 100:+.1f}%"
