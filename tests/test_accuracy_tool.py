@@ -1,49 +1,64 @@
-"""Fast tests of tools/bisect_accuracy.py: the repository generator and the scoring/aggregation.
+"""Fast tests of the accuracy tool (tools/bisect_accuracy.py and its package tools/accuracy/):
+the repository generator, scoring, intervals, tables and the competing load.
 
-No benchmark runs here: the generator is checked with git itself, the parsers on fixed data.
+No benchmark runs here: the generator is checked with git itself, the parsers on fixed data,
+the load by starting and stopping it.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import json
+import os
 import random
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+if str(TOOLS) not in sys.path:
+    sys.path.insert(0, str(TOOLS))  # tools/ is not installed; its package is `accuracy`
 
-def _load_tool() -> object:
-    """tools/ is not a package on sys.path under pytest; load the script as a module."""
-    path = Path(__file__).resolve().parents[1] / "tools" / "bisect_accuracy.py"
-    spec = importlib.util.spec_from_file_location("bisect_accuracy", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-acc: Any = _load_tool()
-BASE_SIZE = acc.BASE_SIZE
-Case = acc.Case
-CaseResult = acc.CaseResult
-Node = acc.Node
-Plan = acc.Plan
-ToolResult = acc.ToolResult
-aggregate = acc.aggregate
-build_cases = acc.build_cases
-first_parent_culprit = acc.first_parent_culprit
-make_case_repo = acc.make_case_repo
-parse_args = acc.parse_args
-parse_asv_find = acc.parse_asv_find
-plan_history = acc.plan_history
-render_table = acc.render_table
-score_asv_find = acc.score_asv_find
-score_smbisect = acc.score_smbisect
-trial_seed = acc.trial_seed
+from accuracy.cli import parse_args, setup_line  # noqa: E402
+from accuracy.history import (  # noqa: E402
+    BASE_SIZE,
+    NUMPY_BASE_SIZE,
+    NUMPY_DIM,
+    Case,
+    Node,
+    Plan,
+    build_cases,
+    first_parent_culprit,
+    make_case_repo,
+    plan_history,
+    trial_seed,
+)
+from accuracy.load import BurstyLoad, group_pids  # noqa: E402
+from accuracy.run import SmbisectSettings, load_context, smbisect_argv  # noqa: E402
+from accuracy.scoring import (  # noqa: E402
+    CaseResult,
+    ToolResult,
+    load_jsonl,
+    parse_asv_find,
+    rate_with_interval,
+    result_row,
+    runs_target,
+    score_asv_find,
+    score_smbisect,
+    wilson_interval,
+)
+from accuracy.tables import (  # noqa: E402
+    HEADERS,
+    SUMMARY_HEADERS,
+    aggregate,
+    render_report,
+    render_table,
+    summarize,
+)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -244,48 +259,340 @@ def _result(case: Any, smb: Any, asv: Any = None) -> Any:
     return r
 
 
+def _smb(
+    outcome: str, commits: int = 8, samples: int = 100, wall: float = 10.0, runs: Any = None
+) -> Any:
+    correct, wrong = outcome == "correct", outcome == "wrong+confirmed"
+    exit_code = {"no regression": 3, "unconfirmed": 4, "inconclusive": 5, "error": 1}.get(
+        outcome, 0
+    )
+    return ToolResult(
+        "smbisect", "x", correct, wrong, commits, samples, wall, exit_code, correct or wrong,
+        outcome=outcome, runs=samples if runs is None else runs,
+        runs_source="samples" if runs is None else "runs.total",
+    )  # fmt: skip
+
+
+def _asv(correct: bool, commits: int, wall: float) -> Any:
+    return ToolResult("asv-find", "y", correct, not correct, commits, None, wall, 0, None, True)
+
+
 def test_aggregate_rows() -> None:
-    def smb(correct: bool, wrong: bool, commits: int, samples: int, wall: float) -> Any:
-        return ToolResult("smbisect", "x", correct, wrong, commits, samples, wall, 0, True)
-
-    def asv(correct: bool, commits: int, wall: float) -> Any:
-        return ToolResult("asv-find", "y", correct, not correct, commits, None, wall, 0, None, True)
-
     c32 = Case(32, "linear", 1.3, 0.05, 0, 1)
     c32b = Case(32, "linear", 1.3, 0.05, 1, 2)
     c256 = Case(256, "merges", 3.0, 0.15, 0, 3)
     rows = aggregate(
         [
-            _result(c256, smb(True, False, 12, 150, 30.0)),
-            _result(c32, smb(True, False, 8, 100, 10.0), asv(True, 6, 60.0)),
-            _result(c32b, smb(False, True, 10, 120, 20.0), asv(False, 8, 80.0)),
+            _result(c256, _smb("correct", 12, 150, 30.0, runs=20)),
+            _result(c32, _smb("correct", 8, 100, 10.0, runs=14), _asv(True, 6, 60.0)),
+            _result(c32b, _smb("wrong+confirmed", 10, 120, 20.0, runs=20), _asv(False, 8, 80.0)),
         ]
     )
-    assert rows[0] == [
-        32, "linear", "1.3x", "5%", 2, "1/2", "1/2", "0/2", "9.0", "110", "15.0",
-        2, "1/2", "=", "1/2", "7.0", "70.0", 5,
-    ]  # fmt: skip
-    assert rows[1][:6] == [256, "merges", "3x", "15%", 1, "1/1"]
-    assert rows[1][11:18] == ["-", "-", "-", "-", "-", "-", 8]
-    table = render_table([_result(c32, smb(True, False, 8, 100, 10.0))])
-    assert "smb correct" in table and "ceil(log2 N)" in table and "| 1/1" in table
+    assert len(rows[0]) == len(HEADERS)
+    half = "1/2 [0.09, 0.91]"
+    assert dict(zip(HEADERS, rows[0], strict=True)) == {
+        "N": 32, "shape": "linear", "slowdown": "1.3x", "noise": "5%", "load": "none",
+        "setup": "asv/python", "trials": 2,
+        "smb correct": half, "smb wrong+confirmed": half, "smb unconfirmed": "0/2",
+        "smb no regression": "0/2", "smb inconclusive": "0/2", "smb error": "0/2",
+        "smb commits": "9.0", "smb samples": "110", "smb runs": "17.0",
+        "runs target": "16 missed", "smb wall s": "15.0",
+        "asv trials": 2, "asv correct": half, "asv first-parent ok": "=", "asv wrong": half,
+        "asv commits": "7.0", "asv wall s": "70.0", "ceil(log2 N)": 5,
+    }  # fmt: skip
+    assert rows[1][:8] == [256, "merges", "3x", "15%", "none", "asv/python", 1, "1/1 [0.21, 1.00]"]
+    assert rows[1][15:17] == ["20.0", "22 met"]
+    assert rows[1][18:] == ["-", "-", "-", "-", "-", "-", 8]
+    table = render_table([_result(c32, _smb("correct", runs=14))])
+    assert "smb correct" in table and "ceil(log2 N)" in table and "| 1/1 [0.21, 1.00]" in table
+    assert "*" not in table  # runs came from runs.total
+
+
+def test_aggregate_separates_loads_and_setups_and_counts_every_outcome() -> None:
+    plain = Case(32, "linear", 1.3, 0.05, 0, 1)
+    loaded = Case(32, "linear", 1.3, 0.05, 0, 1, load="bursty")
+    cmd = Case(32, "linear", 1.3, 0.05, 0, 1, workload="numpy", mode="cmd")
+    outcomes = ["correct", "unconfirmed", "no regression", "inconclusive", "error"]
+    results = [_result(loaded, _smb(o)) for o in outcomes]
+    results += [_result(plain, _smb("correct")), _result(cmd, _smb("correct"))]
+    rows = aggregate(results)
+    assert [(r[4], r[5]) for r in rows] == [
+        ("none", "asv/python"),
+        ("none", "cmd/numpy"),
+        ("bursty", "asv/python"),
+    ]
+    bursty = dict(zip(HEADERS, rows[2], strict=True))
+    assert bursty["trials"] == 5
+    for col in ("unconfirmed", "no regression", "inconclusive", "error"):
+        assert bursty[f"smb {col}"] == "1/5"
+    assert bursty["smb correct"].startswith("1/5 [")
+    assert bursty["smb wrong+confirmed"].startswith("0/5 [0.00, ")
+    assert bursty["smb runs"] == "100.0*"  # runs fell back to the sample count
+    assert "no `runs` object" in render_table(results)
+
+
+def test_summary_pools_lengths_shapes_and_trials_per_slowdown_noise_load() -> None:
+    results = []
+    for i, (length, shape) in enumerate([(32, "linear"), (256, "merges"), (1024, "linear")]):
+        for trial in range(2):
+            case = Case(length, shape, 1.3, 0.15, trial, i * 10 + trial, load="bursty")
+            runs = runs_target(length) + (1 if trial else 0)  # trial 1 misses the target
+            results.append(_result(case, _smb("correct", runs=runs), _asv(trial == 0, 5, 1.0)))
+    results.append(_result(Case(32, "linear", 3.0, 0.15, 0, 99), _smb("wrong+confirmed", runs=9)))
+    rows = summarize(results)
+    assert len(rows) == 2
+    row = dict(zip(SUMMARY_HEADERS, rows[0], strict=True))
+    assert row["slowdown"] == "1.3x" and row["load"] == "bursty" and row["cases"] == 6
+    assert row["smb correct"] == rate_with_interval(6, 6) == "6/6 [0.61, 1.00]"
+    assert row["smb wrong+confirmed"] == "0/6 [0.00, 0.39]"
+    assert row["smb runs <= target"] == "3/6"
+    assert row["asv cases"] == 6 and row["asv correct"] == "3/6 [0.19, 0.81]"
+    other = dict(zip(SUMMARY_HEADERS, rows[1], strict=True))
+    assert other["slowdown"] == "3x" and other["load"] == "none"
+    assert other["smb wrong+confirmed"] == "1/1 [0.21, 1.00]" and other["asv cases"] == "-"
+    report = render_report(results)
+    assert "Overall" in report and "smb runs <= target" in report
+
+
+def test_wilson_interval() -> None:
+    lo, hi = wilson_interval(38, 40)
+    assert (round(lo, 2), round(hi, 2)) == (0.83, 0.99)
+    assert rate_with_interval(38, 40) == "38/40 [0.83, 0.99]"
+    assert wilson_interval(0, 0) == (0.0, 1.0) and rate_with_interval(0, 0) == "-"
+    lo, hi = wilson_interval(0, 40)
+    assert lo == 0.0 and 0.08 < hi < 0.09  # never a confirmed-wrong in 40 still allows ~9%
+    assert wilson_interval(40, 40)[1] == 1.0
+    # symmetric in successes and failures, and narrowing with more trials at the same rate
+    a, b = wilson_interval(3, 10), wilson_interval(7, 10)
+    assert a[0] == pytest.approx(1 - b[1]) and a[1] == pytest.approx(1 - b[0])
+    wide, narrow = wilson_interval(5, 10), wilson_interval(50, 100)
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    for k in range(11):
+        lo, hi = wilson_interval(k, 10)
+        assert 0.0 <= lo <= k / 10 <= hi <= 1.0
+    with pytest.raises(ValueError):
+        wilson_interval(11, 10)
+
+
+def test_runs_target() -> None:
+    assert [runs_target(n) for n in (2, 32, 33, 256, 1024)] == [8, 16, 18, 22, 26]
+
+
+def test_score_smbisect_exit_codes_and_runs() -> None:
+    def with_culprit(confirmed: bool) -> dict[str, Any]:
+        return {**SMB_JSON, "culprits": [{**SMB_JSON["culprits"][0], "confirmed": confirmed}]}
+
+    no_culprit = {"culprits": [], "steps": SMB_JSON["steps"]}
+    inconclusive = score_smbisect(no_culprit, 5, "c" * 40, 3.0)
+    assert inconclusive.outcome == "inconclusive" and inconclusive.error is None
+    assert not inconclusive.correct and not inconclusive.wrong_confident
+    assert score_smbisect(with_culprit(False), 5, "b" * 40, 1.0).outcome == "inconclusive"
+    assert score_smbisect(no_culprit, 3, "c" * 40, 1.0).outcome == "no regression"
+    assert score_smbisect(with_culprit(False), 4, "c" * 40, 1.0).outcome == "unconfirmed"
+    assert score_smbisect(with_culprit(True), 0, "c" * 40, 1.0).outcome == "correct"
+    assert score_smbisect(with_culprit(True), 0, "b" * 40, 1.0).outcome == "wrong+confirmed"
+    assert score_smbisect(None, 1, "c" * 40, 1.0).outcome == "error"
+    assert score_smbisect(None, 5, "c" * 40, 1.0).outcome == "inconclusive"
+    # runs: smbisect's runs.total when it reports it, else the samples (older versions)
+    old = score_smbisect(SMB_JSON, 0, "c" * 40, 1.0)
+    assert (old.runs, old.runs_source, old.plain_bisect_runs) == (90, "samples", None)
+    runs = {"total": 17, "per_commit": {"a" * 40: 4, "c" * 40: 6}, "plain_bisect": 5}
+    new = score_smbisect({**SMB_JSON, "runs": runs}, 0, "c" * 40, 1.0)
+    assert (new.runs, new.runs_source, new.plain_bisect_runs) == (17, "runs.total", 5)
+    assert new.samples == 90
 
 
 def test_jsonl_round_trip_rescores(tmp_path: Path) -> None:
-    import json
-
     case = Case(32, "linear", 1.3, 0.05, 0, 1)
     smb = score_smbisect(SMB_JSON, 0, "c" * 40, 12.5)
+    old_case = {k: v for k, v in vars(case).items() if k in ("length", "shape", "slowdown",
+                "noise", "trial", "seed")}  # fmt: skip
+    old_result = {k: v for k, v in vars(smb).items() if k not in ("outcome", "runs", "runs_source")}
     line = {
-        "case": vars(case),
+        "case": old_case,  # a line written before loads, workloads and modes existed
         "culprit": "c" * 40,
         "first_parent_culprit": "c" * 40,
         "merges": 0,
-        "results": {"smbisect": {**vars(smb), "correct": False, "unknown_field": 1}},
+        "results": {"smbisect": {**old_result, "correct": False, "unknown_field": 1}},
     }
+    loaded_case = Case(256, "merges", 3.0, 0.15, 1, 2, load="bursty", workload="numpy")
+    fresh = _result(loaded_case, score_smbisect(None, 5, "c" * 40, 2.0))
     path = tmp_path / "r.jsonl"
-    path.write_text(json.dumps(line) + "\n\n")
-    (loaded,) = acc.load_jsonl([str(path)])
+    path.write_text(json.dumps(line) + "\n\n" + json.dumps(result_row(fresh)) + "\n")
+    loaded, again = load_jsonl([str(path)])
     assert loaded.case == case
     assert loaded.results["smbisect"].correct  # re-scored from named + confirmed
-    assert aggregate([loaded])[0][5] == "1/1"
+    assert loaded.results["smbisect"].outcome == "correct"
+    assert loaded.results["smbisect"].runs == 90  # the samples, for want of runs
+    assert aggregate([loaded])[0][7] == "1/1 [0.21, 1.00]"
+    assert again.case == loaded_case and again.case.load == "bursty"
+    assert again.results["smbisect"].outcome == "inconclusive"
+    assert json.loads(path.read_text().splitlines()[-1])["load"] == "bursty"
+
+
+# ---------------------------------------------------------------------------------------------
+# Options, command lines, workloads
+# ---------------------------------------------------------------------------------------------
+
+
+def test_new_options() -> None:
+    args = parse_args(
+        ["--load", "--cmd-mode", "--workload", "numpy", "--smbisect-args", "--timeout 60 -v"]
+    )
+    assert args.load == "bursty" and args.load_workers == 2
+    assert args.mode == "cmd" and args.cmd_metric == "stdout" and args.workload == "numpy"
+    assert args.smbisect_argv == ["--timeout", "60", "-v"]
+    assert "load: bursty (2 workers)" in setup_line(args)
+    plain = parse_args([])
+    assert plain.load == "none" and plain.mode == "asv" and plain.smbisect_argv == []
+    assert setup_line(plain).startswith("load: none;")
+    assert parse_args(["--load", "none"]).load == "none"
+    cases = build_cases([32], ["linear"], [1.3], [0.05], 1, 7, load="bursty", mode="cmd")
+    assert cases[0].load == "bursty" and cases[0].setup == "cmd/python"
+    # the load and mode do not change the repository: same seed as without them
+    assert cases[0].seed == build_cases([32], ["linear"], [1.3], [0.05], 1, 7)[0].seed
+    for bad in (["--smbisect-args", "'unclosed"], ["--load", "heavy"], ["--workload", "c"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+
+
+def test_smbisect_command_lines(tmp_path: Path) -> None:
+    repo = make_case_repo(Case(8, "linear", 3.0, 0.0, 0, 5), tmp_path / "repo")
+    out, cache = tmp_path / "o.json", tmp_path / "cache"
+    asv = smbisect_argv(repo, out, cache, SmbisectSettings())
+    assert asv[1:3] == ["-m", "bisect_tool"]
+    assert asv[asv.index("--bench") + 1] == "time_work" and "--cmd" not in asv
+    settings = SmbisectSettings("cmd", "stdout", ("--timeout", "60"))
+    cmd = smbisect_argv(repo, out, cache, settings)
+    assert "--bench" not in cmd and cmd[-2:] == ["--timeout", "60"]
+    assert cmd[cmd.index("--metric") + 1] == "stdout"
+    command = cmd[cmd.index("--cmd") + 1]
+    assert command.endswith(" bench.py") and settings.bench_name == command
+    # the command smbisect will run, from the checkout, with no PYTHONPATH
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    res = subprocess.run(
+        command, shell=True, cwd=repo.path, env=env, capture_output=True, text=True, check=True
+    )
+    assert float(res.stdout.split()[-1]) > 0
+
+
+def test_numpy_workload_repo_builds_and_its_bench_runs(tmp_path: Path) -> None:
+    case = Case(16, "merges", 1.3, 0.05, 0, 9, workload="numpy")
+    repo = make_case_repo(case, tmp_path / "repo")
+    assert git(repo.path, "rev-list", "--count", f"{repo.good}..{repo.bad}") == "16"
+    slow = round(NUMPY_BASE_SIZE * 1.3)
+    assert size_at(repo.path, repo.good) == NUMPY_BASE_SIZE
+    assert size_at(repo.path, repo.culprit) == slow == size_at(repo.path, repo.bad)
+    parent = git(repo.path, "rev-parse", f"{repo.culprit}^")
+    assert size_at(repo.path, parent) == NUMPY_BASE_SIZE
+    core = git(repo.path, "show", f"{repo.bad}:acc/core.py")
+    assert "import numpy as np" in core and "_A @ _B" in core
+    conf = json.loads(git(repo.path, "show", f"{repo.bad}:asv.conf.json"))
+    assert conf["matrix"] == {"req": {"numpy": ""}}  # asv find's virtualenv needs numpy
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    timings = []
+    for _ in range(2):
+        res = subprocess.run(
+            [sys.executable, "bench.py"], cwd=repo.path, env=env, capture_output=True,
+            text=True, check=True,
+        )  # fmt: skip
+        timings.append(float(res.stdout.split()[-1]))
+    assert all(0 < t < 5 for t in timings)
+    # the asv benchmark imports and runs too
+    code = "import sys; sys.path.insert(0, '.'); from benchmarks.bench_acc import time_work; " + (
+        "time_work(); print(time_work.number)"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo.path, capture_output=True, text=True, check=True
+    )
+    assert res.stdout.strip() == "1"
+
+
+def test_numpy_work_is_size_matmuls(tmp_path: Path) -> None:
+    """The slowdown is a longer loop of the same matmul, so the time scales by the factor: count
+    the products work() computes (timing it here would be flaky on a shared machine)."""
+    case = Case(4, "linear", 3.0, 0.0, 0, 3, workload="numpy")
+    repo = make_case_repo(case, tmp_path / "repo")
+    code = (
+        "import sys; sys.path.insert(0, '.'); import acc.core as c\n"
+        "class B:\n"
+        "    __array_ufunc__ = None  # ndarray @ B defers to B.__rmatmul__\n"
+        "    calls = 0\n"
+        "    def __rmatmul__(self, other):\n"
+        "        B.calls += 1\n"
+        "        return other @ c._A\n"
+        "c._B = B(); c.work(); print(c.SIZE, c.DIM, B.calls)"
+    )
+    for sha, size in ((repo.good, NUMPY_BASE_SIZE), (repo.bad, NUMPY_BASE_SIZE * 3)):
+        git(repo.path, "checkout", "-q", sha)
+        res = subprocess.run(
+            [sys.executable, "-c", code], cwd=repo.path, capture_output=True, text=True, check=True
+        )
+        assert res.stdout.split() == [str(size), str(NUMPY_DIM), str(size)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The competing load
+# ---------------------------------------------------------------------------------------------
+
+
+def _wait_for(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+def test_load_starts_and_stops_cleanly() -> None:
+    load = BurstyLoad(seed=1, workers=2)
+    with load:
+        pgid = load.pid
+        assert pgid is not None and pgid != os.getpgrp()  # a group of its own
+        assert _wait_for(lambda: len(group_pids(pgid)) == 3, 3.0)  # controller + 2 workers
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 2.0
+    assert load.pid is None
+    assert _wait_for(lambda: group_pids(pgid) == [], 1.0)
+    load.stop()  # a second stop is harmless
+
+
+def test_load_stops_on_errors_inside_the_block() -> None:
+    with pytest.raises(KeyboardInterrupt), load_context("bursty", 2, 1) as load:
+        pgid = load.pid
+        assert _wait_for(lambda: len(group_pids(pgid)) == 2, 3.0)
+        raise KeyboardInterrupt
+    assert _wait_for(lambda: group_pids(pgid) == [], 2.0)
+    with load_context("none", 2, 1) as nothing:
+        assert nothing is None
+
+
+def test_load_stops_by_itself_when_its_parent_dies() -> None:
+    """A tool killed without stopping the load (SIGKILL) must not leave it running."""
+    code = (
+        "import os, sys, time; sys.path.insert(0, sys.argv[1]);"
+        "from accuracy.load import BurstyLoad;"
+        "load = BurstyLoad(3, 2).start(); print(load.pid, flush=True); time.sleep(0.5);"
+        "os._exit(0)"  # no stop(), no cleanup
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(TOOLS)], capture_output=True, text=True, timeout=10
+    )
+    pgid = int(res.stdout.split()[0])
+    assert _wait_for(lambda: group_pids(pgid) == [], 3.0), group_pids(pgid)
+
+
+def test_entry_point_keeps_working(tmp_path: Path) -> None:
+    """`python tools/bisect_accuracy.py` runs the package; --from-jsonl runs no tool."""
+    path = tmp_path / "r.jsonl"
+    smb = score_smbisect(SMB_JSON, 0, "c" * 40, 12.5)
+    path.write_text(json.dumps(result_row(_result(Case(32, "linear", 1.3, 0.05, 0, 1), smb))))
+    res = subprocess.run(
+        [sys.executable, str(TOOLS / "bisect_accuracy.py"), "--from-jsonl", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "| 1/1 [0.21, 1.00]" in res.stdout and "Overall" in res.stdout
+    assert re.search(r"\|\s+90\.0\*\s+\|\s+16 missed", res.stdout)
