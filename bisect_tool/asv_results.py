@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from .errors import EnvironmentProblem
+from .git import clean_text
 
 
 def export_run(scratch_results: Path, dest: Path, machine: str, commit: str) -> list[Path]:
@@ -51,7 +52,7 @@ def export_run(scratch_results: Path, dest: Path, machine: str, commit: str) -> 
                     samples=samples,
                     number=[s.get("number") if s else None for s in stats],
                     errcode=src.errcode.get(key, 0),
-                    stderr=src.stderr.get(key, ""),
+                    stderr=clean_text(str(src.stderr.get(key) or "")),
                     profile=None,
                 )
                 merged.add_result(benchmarks[key], result, record_samples=True, append_samples=True)

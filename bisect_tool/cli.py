@@ -109,6 +109,11 @@ class RunnerChoice:
     timeout: float = 600.0
     asv_results: str | None = "auto"
     higher_is_better: bool = False
+    run_hooks: bool = False  # the user's git hooks run for the private worktree
+    submodules: bool = True  # submodules are checked out at every step
+
+    def open_repo(self, path: str) -> GitRepo:
+        return GitRepo(path, run_hooks=self.run_hooks, submodules=self.submodules)
 
 
 def check_thresholds(threshold: float | None, threshold_ms: float | None, metric: str) -> None:
@@ -175,7 +180,7 @@ def bisect(
     """Build the parts from options and run one bisect session; returns the result."""
     check_thresholds(threshold, threshold_ms, choice.metric)
     check_outputs(json_path, report_path, html_path)
-    repo = GitRepo(repo_path)
+    repo = choice.open_repo(repo_path)
     resolve_range(repo, good, bad)  # fail fast, before an asv suite is discovered
     runner = build_runner(repo, choice, bench, scratch)
     options = BisectOptions(
@@ -282,6 +287,17 @@ def runner_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Do not write measurements into an asv results directory.",
         ),
         click.option(
+            "--run-hooks",
+            is_flag=True,
+            help="Let your git hooks run in the private worktree (by default none runs).",
+        ),
+        click.option(
+            "--no-submodules",
+            is_flag=True,
+            help="Do not check out submodules at each step (by default they are checked "
+            "out at the commits each step records).",
+        ),
+        click.option(
             "--no-cache",
             is_flag=True,
             help="Ignore cached measurements (new ones are still saved).",
@@ -326,6 +342,8 @@ def take_choice(kw: dict[str, Any]) -> RunnerChoice:
         timeout=kw.pop("timeout"),
         asv_results=None if no_results else (results_dir or "auto"),
         higher_is_better=kw.pop("higher_is_better"),
+        run_hooks=kw.pop("run_hooks"),
+        submodules=not kw.pop("no_submodules"),
     )
 
 
@@ -496,7 +514,7 @@ def check(rev: str, good: str, samples: int, quiet: int, **kw: Any) -> None:
 
     def go() -> int:
         check_thresholds(threshold, threshold_ms, choice.metric)
-        repo = GitRepo(kw["repo_path"])
+        repo = choice.open_repo(kw["repo_path"])
         suite = choice
         if choice.suite_rev == "HEAD" and repo.has_ref("refs/bisect/bad"):
             # inside `git bisect run` HEAD moves at every step; the suite must not
@@ -587,7 +605,7 @@ def compare(
         if choice.cmd is not None:
             raise UsageError("compare works on the asv suite; --cmd is for bisecting")
         check_outputs(output)
-        repo = GitRepo(kw["repo_path"])
+        repo = choice.open_repo(kw["repo_path"])
         base_sha = repo.resolve(base, "BASE")
         head_sha = repo.resolve(head, "HEAD")
         with tempfile.TemporaryDirectory(prefix="smbisect-compare-") as tmp:

@@ -4,17 +4,33 @@ Bisect runs inside a dedicated linked worktree. Its HEAD, index and refs/bisect/
 that worktree (git keeps them per worktree), so the user's checkout, index, stash and any bisect of
 their own are never touched. The worktree is locked with our pid as the reason, which lets a later
 run find worktrees whose owner died and remove them.
+
+Repositories come in many shapes, and each is handled here:
+
+- Commit metadata in a legacy encoding (an `encoding` header, i18n.commitEncoding) is re-encoded
+  to UTF-8 by git itself; bytes that are not valid UTF-8 become replacement characters.
+- Shallow clones: a range that reaches the clone's cut-off, or a revision beyond it, is a usage
+  error that names `git fetch --unshallow` / `git fetch --deepen N`.
+- The user's hooks (and fsmonitor) never run for the private worktree unless asked for.
+- Submodules are checked out at the recorded commits at every step, without writing to the
+  user's config; Git LFS files are smudged, and a missing git-lfs is one clear error.
+- Partial clones fetch missing blobs on demand; when that fails, the error says so.
+- GIT_DIR, GIT_WORK_TREE, GIT_INDEX_FILE and friends (set inside git hooks) are checked against
+  the repository and removed from this process's environment, so that no git command of ours,
+  and no benchmark, writes into the user's checkout or index through them.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import shutil
 import socket
+import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +44,28 @@ WORKTREE_PREFIX = "smbisect-wt-"
 LOCK_REASON_PREFIX = "smbisect pid "
 _LOCK_REASON = re.compile(r"^smbisect pid (\d+) host (\S+)$")
 
+# Variables that redirect git away from the repository of the current directory. git sets some of
+# them for its hooks; a git command run with them would read or write the user's checkout, index
+# or object store instead of the private worktree's.
+_REPO_ENV_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_COMMON_DIR",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_QUARANTINE_PATH",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+)
+_FETCH_MORE = "run `git fetch --unshallow` (or `git fetch --deepen N` for N more commits) first"
+_LFS_FILTER = (
+    "filter.lfs.smudge=git-lfs smudge -- %f",
+    "filter.lfs.process=git-lfs filter-process",
+    "filter.lfs.required=true",
+)
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _FIRST_BAD = re.compile(r"^([0-9a-f]{40,64}) is the first bad commit", re.MULTILINE)
 _SKIPPED_ONLY = "There are only 'skip'ped commits left to test."
 
@@ -60,9 +98,16 @@ class BisectStep:
 
 
 class GitRepo:
-    """A user's repository, opened read-only except for worktree bookkeeping in its .git."""
+    """A user's repository, opened read-only except for worktree bookkeeping in its .git.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    `run_hooks` lets the user's git hooks run for the private worktree (off by default);
+    `submodules` checks out the recorded submodule commits at every step (on by default).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, run_hooks: bool = False, submodules: bool = True
+    ) -> None:
+        _adopt_git_environment(path)
         try:
             self.repo = gitpython.Repo(path, search_parent_directories=True)
         except (InvalidGitRepositoryError, NoSuchPathError):
@@ -72,7 +117,14 @@ class GitRepo:
         if self.repo.bare:
             raise UsageError(f"bare repositories are not supported: {path}")
         self.root = Path(self.repo.working_tree_dir or path).resolve()
-        _plain_git(self.repo)
+        self.run_hooks = run_hooks
+        self.submodules = submodules
+        self.config = _private_config(run_hooks)
+        _plain_git(self.repo, self.config)
+        self._shallow: frozenset[str] | None = None
+        self._lfs: bool | None = None
+
+    # -- revisions ---------------------------------------------------------------------------
 
     def resolve(self, rev: str, what: str) -> str:
         """Full sha of a commit-ish, or a one-line usage error naming the option."""
@@ -83,6 +135,11 @@ class GitRepo:
                 "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"
             )
         except GitCommandError:
+            if self.shallow_boundary():
+                raise UsageError(
+                    f"{what} revision {rev!r} does not name a commit in {self.root}, which is a "
+                    f"shallow clone: if the commit is older than its history, {_FETCH_MORE}"
+                ) from None
             raise UsageError(
                 f"{what} revision {rev!r} does not name a commit in {self.root}"
             ) from None
@@ -95,6 +152,18 @@ class GitRepo:
         return True
 
     def is_ancestor(self, older: str, newer: str) -> bool:
+        """Is older an ancestor of newer? In a shallow clone whose history below newer is cut
+        off, a "no" may only mean the history is missing: that is a usage error."""
+        if self._merge_base_is_ancestor(older, newer):
+            return True
+        if self._history_cut_off(newer) and not self._merge_base_is_ancestor(newer, older):
+            raise UsageError(
+                f"cannot tell whether {older[:10]} is an ancestor of {newer[:10]}: {self.root} "
+                f"is a shallow clone whose history is cut off; {_FETCH_MORE}"
+            )
+        return False
+
+    def _merge_base_is_ancestor(self, older: str, newer: str) -> bool:
         try:
             self.repo.git.merge_base("--is-ancestor", older, newer)
         except GitCommandError as exc:
@@ -104,20 +173,104 @@ class GitRepo:
         return True
 
     def commits_between(self, good: str, bad: str) -> list[str]:
-        """Commits in good..bad, oldest first in topological order (what bisect chooses among)."""
+        """Commits in good..bad, oldest first in topological order (what bisect chooses among).
+
+        In a shallow clone, a range that reaches the cut-off commit (good included) is refused:
+        git would bisect a history that is not the real one.
+        """
         out = self.repo.git.rev_list("--topo-order", "--reverse", f"{good}..{bad}")
-        return [line for line in out.splitlines() if line]
+        commits = [line for line in out.splitlines() if line]
+        boundary = self.shallow_boundary()
+        reached = [sha for sha in (good, *commits) if sha in boundary]
+        if reached:
+            raise UsageError(
+                f"{self.root} is a shallow clone and the range {good[:10]}..{bad[:10]} reaches "
+                f"its cut-off commit {reached[0][:10]}, whose parents are missing; {_FETCH_MORE}"
+            )
+        return commits
+
+    def shallow_boundary(self) -> frozenset[str]:
+        """The commits a shallow clone is cut off at (their parents are missing); empty if the
+        repository has its whole history."""
+        if self._shallow is None:
+            try:
+                shallow = self.repo.git.rev_parse("--is-shallow-repository") == "true"
+            except GitCommandError:  # pragma: no cover - git older than 2.15
+                shallow = (self.common_dir() / "shallow").is_file()
+            lines: list[str] = []
+            if shallow:
+                with suppress(OSError):
+                    lines = (self.common_dir() / "shallow").read_text().split()
+            self._shallow = frozenset(lines)
+        return self._shallow
+
+    def _history_cut_off(self, rev: str) -> bool:
+        boundary = self.shallow_boundary()
+        if not boundary:
+            return False
+        reachable = self.repo.git.rev_list(rev).split()
+        return any(sha in boundary for sha in reachable)
+
+    def is_partial_clone(self) -> bool:
+        """Was the repository cloned with --filter (a remote promises the objects it lacks)?"""
+        for args in (
+            ("--get", "extensions.partialClone"),
+            ("--get-regexp", r"^remote\..*\.promisor$"),
+        ):
+            with suppress(GitCommandError):
+                if any(
+                    line.split()[-1] not in ("false", "")
+                    for line in self.repo.git.config(*args).splitlines()
+                ):
+                    return True
+        return False
+
+    # -- commit facts ------------------------------------------------------------------------
 
     def info(self, sha: str) -> CommitInfo:
-        c = self.repo.commit(sha)
-        files = tuple(sorted(str(p) for p in c.stats.files))
+        """Author, date, subject, files and parents of a commit, decoded the way git does.
+
+        git re-encodes a message in a legacy encoding (its `encoding` header) to UTF-8; what is
+        still not UTF-8 becomes U+FFFD. Parents honour a shallow clone's cut-off, and files are
+        the diff against the first parent (against nothing for a root or cut-off commit).
+        """
+        fields = ("%H", "%an", "%ae", "%cI", "%P", "%B")
+        try:
+            raw = self.repo.git.log(
+                "-1",
+                "--no-show-signature",
+                "--encoding=UTF-8",
+                "--format=" + "%x00".join(fields),
+                sha,
+                "--",
+                stdout_as_string=False,
+            )
+        except GitCommandError as exc:
+            raise EnvironmentProblem(f"git log {sha[:10]} failed: {_one_line(exc)}") from None
+        full, name, email, date, parents_text, message = _decode(raw).split("\0", 5)
+        parents = tuple(parents_text.split())
+        base = [parents[0]] if parents else ["--root"]
+        try:
+            listing = self.repo.git.diff_tree(
+                "-r",
+                "--no-commit-id",
+                "--name-only",
+                "-z",
+                "--no-renames",
+                *base,
+                full,
+                stdout_as_string=False,
+            )
+        except GitCommandError as exc:
+            raise EnvironmentProblem(f"git diff-tree {sha[:10]} failed: {_one_line(exc)}") from None
+        files = tuple(sorted(n for n in _decode(listing).split("\0") if n))
         return CommitInfo(
-            sha=c.hexsha,
-            author=f"{c.author.name} <{c.author.email}>",
-            date=c.committed_datetime.isoformat(),
-            subject=c.summary if isinstance(c.summary, str) else c.summary.decode(),
+            sha=full,
+            author=f"{name} <{email}>",
+            date=date,
+            subject=message.strip("\n").split("\n", 1)[0].rstrip("\r"),
             files=files,
-            parents=tuple(p.hexsha for p in c.parents),
+            parents=parents,
         )
 
     def read_file_at(self, sha: str, path: str) -> str | None:
@@ -158,6 +311,96 @@ class GitRepo:
 
     def common_dir(self) -> Path:
         return Path(self.repo.git.rev_parse("--git-common-dir")).resolve()
+
+    # -- Git LFS and submodules --------------------------------------------------------------
+
+    def uses_lfs(self, sha: str) -> bool:
+        """Does any .gitattributes at sha route files through the LFS filter?"""
+        try:
+            self.repo.git.grep(
+                "-q", "-I", "-e", "filter=lfs", sha, "--", ":(glob)**/.gitattributes"
+            )
+        except GitCommandError:
+            return False
+        return True
+
+    def lfs_installed(self) -> bool:
+        if self._lfs is None:
+            try:
+                self.repo.git.lfs("version")
+                self._lfs = True
+            except GitCommandError:
+                self._lfs = False
+        return self._lfs
+
+    def require_lfs(self, sha: str) -> None:
+        """One clear error when sha needs Git LFS and git-lfs is missing."""
+        if not self.lfs_installed() and self.uses_lfs(sha):
+            raise EnvironmentProblem(
+                f"{self.root} stores files in Git LFS (filter=lfs in .gitattributes at "
+                f"{sha[:10]}) but git-lfs is not installed; install it (e.g. apt-get install "
+                "git-lfs) so that the real files, not LFS pointers, are measured"
+            )
+
+    def _lfs_config(self) -> tuple[str, ...]:
+        """The LFS filter, for checkouts, when git-lfs is installed but not set up in config."""
+        if not self.lfs_installed():
+            return ()
+        try:
+            self.repo.git.config("--get", "filter.lfs.process")
+        except GitCommandError:
+            return _LFS_FILTER
+        return ()
+
+    def submodule_config(self, gitmodules: Path) -> list[str]:
+        """`-c` settings that make `git submodule update --init` in the private worktree write
+        nothing into the shared .git/config: each submodule is made active, with a URL.
+
+        The URL is the user's own clone of the submodule in .git/modules when there is one
+        (offline, and already trusted), else the URL the user configured, else the one in
+        .gitmodules (a relative one resolved against origin, or the main checkout).
+        """
+        try:
+            listing = self.repo.git.config(
+                "--file", str(gitmodules), "--null", "--get-regexp", r"^submodule\..*\.url$"
+            )
+        except GitCommandError:
+            return []
+        common = self.common_dir()
+        settings: list[str] = []
+        for entry in listing.split("\0"):
+            key, _, url = entry.partition("\n")
+            if not key.startswith("submodule.") or not key.endswith(".url"):
+                continue
+            name = key[len("submodule.") : -len(".url")]
+            local = common / "modules" / name
+            if (local / "HEAD").is_file():
+                url = str(local)
+            else:
+                with suppress(GitCommandError):
+                    url = self.repo.git.config("--get", key) or url
+                url = self._absolute_url(url)
+            settings += [f"submodule.{name}.url={url}", f"submodule.{name}.active=true"]
+        return settings
+
+    def _absolute_url(self, url: str) -> str:
+        if not url.startswith(("./", "../")):
+            return url
+        try:
+            base = self.repo.git.config("--get", "remote.origin.url")
+        except GitCommandError:
+            base = str(self.root)
+        base = base.rstrip("/")
+        rest = url
+        while True:
+            if rest.startswith("./"):
+                rest = rest[2:]
+            elif rest.startswith("../"):
+                rest = rest[3:]
+                base = posixpath.dirname(base) if "/" in base else base.rpartition(":")[0]
+            else:
+                break
+        return f"{base}/{rest}"
 
     # -- worktree lifecycle ------------------------------------------------------------------
 
@@ -205,18 +448,23 @@ class GitRepo:
         """A detached worktree at `start`, locked with our pid; always removed on exit."""
         for stale in self.stale_worktrees():
             self.remove_worktree(stale)
+        self.require_lfs(start)
+        config = [*self.config, *self._lfs_config()]
         parent = Path(tempfile.mkdtemp(prefix="smbisect-"))
         path = parent / f"{WORKTREE_PREFIX}{os.getpid()}"
         reason = f"{LOCK_REASON_PREFIX}{os.getpid()} host {socket.gethostname()}"
         try:
             try:
-                self.repo.git.worktree(
+                self.repo.git(c=config).worktree(
                     "add", "--detach", "--lock", "--reason", reason, str(path), start
                 )
             except GitCommandError as exc:
-                raise EnvironmentProblem(f"could not create a worktree: {_one_line(exc)}") from None
-            wt = Worktree(path)
+                raise EnvironmentProblem(
+                    f"could not create a worktree: {_one_line(exc)}{self._partial_hint()}"
+                ) from None
+            wt = Worktree(path, owner=self, config=config)
             try:
+                wt.update_submodules(start)
                 yield wt
             finally:
                 wt.bisect_reset()
@@ -224,14 +472,26 @@ class GitRepo:
             self.remove_worktree(path)
             shutil.rmtree(parent, ignore_errors=True)
 
+    def _partial_hint(self) -> str:
+        if self.is_partial_clone():
+            return (
+                " (this is a partial clone: files it lacks are fetched from its remote, "
+                "which must be reachable)"
+            )
+        return ""
+
 
 class Worktree:
     """A linked worktree where git bisect checks out each commit under test."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, owner: GitRepo | None = None, config: Sequence[str] = ()
+    ) -> None:
         self.path = path
+        self.owner = owner
+        self.config = list(config)
         self.repo = gitpython.Repo(path)
-        _plain_git(self.repo)
+        _plain_git(self.repo, self.config)
         self._bisecting = False
         self._last_marked: str | None = None
 
@@ -239,8 +499,38 @@ class Worktree:
         return self.repo.git.rev_parse("HEAD")
 
     def checkout(self, sha: str) -> None:
-        self.repo.git.checkout("--detach", "--force", "--quiet", sha)
-        self.repo.git.clean("-fdxq")
+        """Check out sha, clean, and bring its submodules to their recorded commits."""
+        if self.owner is not None:
+            self.owner.require_lfs(sha)
+        try:
+            self.repo.git.checkout("--detach", "--force", "--quiet", sha)
+            self.repo.git.clean("-fdxq")
+        except GitCommandError as exc:
+            hint = self.owner._partial_hint() if self.owner is not None else ""
+            raise EnvironmentProblem(
+                f"git checkout {sha[:10]} in the private worktree failed: {_one_line(exc)}{hint}"
+            ) from None
+        self.update_submodules(sha)
+
+    def update_submodules(self, sha: str) -> None:
+        """Check out the submodule commits recorded in sha, recursively, and clean them."""
+        gitmodules = self.path / ".gitmodules"
+        if self.owner is None or not self.owner.submodules or not gitmodules.is_file():
+            return
+        # File-protocol submodules are refused by default since git 2.38.1 (CVE-2022-39253).
+        # smbisect runs this repository's own code at every step, so its submodule URLs are
+        # no less trusted than that code; the clones live in the private worktree only.
+        config = ["protocol.file.allow=always", *self.owner.submodule_config(gitmodules)]
+        try:
+            self.repo.git(c=config).submodule(
+                "update", "--init", "--recursive", "--force", "--quiet"
+            )
+        except GitCommandError as exc:
+            raise EnvironmentProblem(
+                f"could not check out the submodules of {sha[:10]}: {_one_line(exc)} "
+                "(--no-submodules leaves them out)"
+            ) from None
+        _clean_submodules(self.repo, self.path)
 
     def bisect_start(self, bad: str, good: str) -> BisectStep:
         self.bisect_reset()
@@ -272,12 +562,14 @@ class Worktree:
             return _parse_skipped(out)
         nxt = self.repo.git.rev_parse("BISECT_HEAD")
         if nxt == self._last_marked:
-            raise EnvironmentProblem(f"git bisect did not move on from {nxt[:10]}: {out[-200:]}")
+            raise EnvironmentProblem(
+                f"git bisect did not move on from {nxt[:10]}: {clean_text(out[-200:])}"
+            )
         return BisectStep(next_commit=nxt)
 
     def bisect_log(self) -> str:
         try:
-            return self.repo.git.bisect("log")
+            return _decode(self.repo.git.bisect("log", stdout_as_string=False))
         except GitCommandError:
             return ""
 
@@ -289,15 +581,116 @@ class Worktree:
         self._bisecting = False
 
 
+def _clean_submodules(repo: gitpython.Repo, top: Path) -> None:
+    """`git clean -fdx` inside every checked-out submodule, recursively (the superproject's
+    own clean does not enter them)."""
+    try:
+        listing = repo.git.ls_files("--stage", "-z")
+    except GitCommandError:
+        return
+    for entry in listing.split("\0"):
+        meta, _, name = entry.partition("\t")
+        if not meta.startswith("160000 ") or not (top / name / ".git").exists():
+            continue
+        sub = gitpython.Repo(top / name)
+        _plain_git(sub, ())
+        with suppress(GitCommandError):
+            sub.git.clean("-fdxq")
+        _clean_submodules(sub, top / name)
+
+
 def _parse_skipped(text: str) -> BisectStep:
     tail = text.split("The first bad commit could be any of:", 1)[-1]
     shas = tuple(dict.fromkeys(re.findall(r"\b[0-9a-f]{40,64}\b", tail)))
     return BisectStep(candidates=shas)
 
 
-def _plain_git(repo: gitpython.Repo) -> None:
-    """Parse git's messages in English whatever the user's locale."""
+def _plain_git(repo: gitpython.Repo, config: Sequence[str]) -> None:
+    """Parse git's messages in English whatever the user's locale; apply `-c` settings."""
     repo.git.update_environment(LC_ALL="C", LANGUAGE="C")
+    if config:
+        repo.git.set_persistent_git_options(c=list(config))
+
+
+def _private_config(run_hooks: bool) -> list[str]:
+    """`-c` settings for every git command of ours; none of them is written to a config file.
+
+    Logs come out in UTF-8 whatever i18n.logOutputEncoding says (BISECT_LOG included), no
+    fsmonitor daemon is started for the private worktree, and unless `run_hooks`, no hook of
+    the user's runs (post-checkout, reference-transaction, ...).
+    """
+    config = ["i18n.logOutputEncoding=UTF-8", "core.fsmonitor=false"]
+    if not run_hooks:
+        config.append(f"core.hooksPath={os.devnull}")
+    return config
+
+
+def _adopt_git_environment(path: str | os.PathLike[str]) -> None:
+    """Drop GIT_DIR, GIT_WORK_TREE, GIT_INDEX_FILE, ... from this process's environment.
+
+    Inside a git hook they are set and point at the user's repository, checkout and index;
+    left in place, every git command run in the private worktree (and every benchmark that
+    calls git) would act on those instead. When they name another repository than `path`,
+    it is ambiguous which one the user means: that is a usage error.
+    """
+    present = [name for name in _REPO_ENV_VARS if os.environ.get(name)]
+    if not present:
+        return
+    plain = {k: v for k, v in os.environ.items() if k not in _REPO_ENV_VARS}
+    here = Path(path)
+    as_given = _git_location(None, os.environ)
+    as_path = _git_location(here, plain) if here.is_dir() else None
+    located = {"GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR"} & set(present)
+    if located and as_given != as_path:
+        names = "/".join(sorted(located))
+        where = as_given[0] if as_given else "no usable repository"
+        raise UsageError(
+            f"{names} in the environment (as inside a git hook) point to {where}, not to the "
+            f"repository at {here.resolve()}; unset {names} or pass --repo to match them"
+        )
+    for name in present:
+        del os.environ[name]
+
+
+def _git_location(cwd: Path | None, env: Mapping[str, str]) -> tuple[str, str] | None:
+    """(git dir, top level) git itself sees from cwd with env, or None if it sees none."""
+    try:
+        res = subprocess.run(
+            ["git", "rev-parse", "--absolute-git-dir", "--show-toplevel"],
+            cwd=cwd,
+            env={**env, "LC_ALL": "C"},
+            capture_output=True,
+            text=True,
+            errors="replace",
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except OSError:
+        return None
+    lines = res.stdout.splitlines()
+    if res.returncode != 0 or len(lines) != 2:
+        return None
+    return str(Path(lines[0]).resolve()), str(Path(lines[1]).resolve())
+
+
+def _decode(raw: bytes | str) -> str:
+    """git's output as text: UTF-8, with U+FFFD for anything that is not."""
+    if isinstance(raw, str):
+        return clean_text(raw)
+    return raw.decode("utf-8", "replace")
+
+
+def clean_text(text: str) -> str:
+    """Text that can be written as UTF-8: surrogates (bytes that were not UTF-8, kept by
+    Python's surrogateescape) become those bytes decoded with U+FFFD for what is invalid."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # lone surrogates that were never bytes
+            return _SURROGATES.sub("\ufffd", text)
+    return text
 
 
 def _pid_alive(pid: int) -> bool:
@@ -313,6 +706,6 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _one_line(exc: GitCommandError) -> str:
-    text = (exc.stderr or exc.stdout or str(exc)).strip()
+    text = clean_text(str(exc.stderr or exc.stdout or exc)).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1].removeprefix("stderr: ").strip("'") if lines else str(exc.status)

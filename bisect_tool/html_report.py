@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
 from . import report, stats
+from .git import clean_text
 from .session import BenchmarkOutcome, SessionResult
 from .stats import Verdict
 
@@ -394,7 +395,7 @@ def to_html(result: SessionResult) -> str:
 def write_html(result: SessionResult, path: Path) -> Path:
     """Write the standalone HTML report; return its path."""
     path = Path(path)
-    path.write_text(to_html(result), encoding="utf-8")
+    path.write_text(clean_text(to_html(result)), encoding="utf-8")
     return path
 
 
@@ -430,7 +431,7 @@ def to_markdown_with_plots(result: SessionResult, report_path: Path) -> str:
 def write_markdown_with_plots(result: SessionResult, path: Path) -> Path:
     """Write the Markdown report and its PNGs; return the report's path."""
     path = Path(path)
-    path.write_text(to_markdown_with_plots(result, path), encoding="utf-8")
+    path.write_text(clean_text(to_markdown_with_plots(result, path)), encoding="utf-8")
     return path
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from tabulate import tabulate
 
 from . import stats
 from .errors import EnvironmentProblem
+from .git import clean_text
 from .session import BenchmarkOutcome, CheckResult, Event, SessionResult
 from .stats import Verdict
 
@@ -34,6 +35,11 @@ def fmt_value(value: float, unit: str) -> str:
 
 def format_event(event: Event, verbose: int = 0) -> str | None:
     """One progress line for the terminal, or None when the event is not worth a line."""
+    line = _format_event(event, verbose)
+    return None if line is None else clean_text(line)
+
+
+def _format_event(event: Event, verbose: int = 0) -> str | None:
     d = event.data
     if event.kind == "step":
         rec = d["record"]
@@ -182,7 +188,7 @@ def terminal_report(result: SessionResult) -> str:
             parts.append(f"  {sha[:10]}  {why}")
         parts.append("")
     parts.append(f"Wall time: {result.wall_seconds:.1f} s")
-    return "\n".join(parts)
+    return clean_text("\n".join(parts))
 
 
 def to_json(result: SessionResult) -> dict[str, Any]:
@@ -278,22 +284,26 @@ def to_markdown(result: SessionResult) -> str:
         parts += ["## Skipped commits", ""]
         parts += [f"- `{sha[:10]}`: {why}" for sha, why in result.skipped.items()]
         parts.append("")
-    return "\n".join(parts)
+    return clean_text("\n".join(parts))
 
 
 def _finite(obj: Any) -> Any:
-    """JSON has no NaN or infinity: they become null."""
+    """JSON has no NaN or infinity: they become null; strings become valid UTF-8."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
+    if isinstance(obj, str):
+        return clean_text(obj)
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {clean_text(str(k)): _finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
 
 
 def write_json(result: SessionResult, path: Path) -> None:
-    path.write_text(json.dumps(_finite(to_json(result)), indent=2, allow_nan=False))
+    path.write_text(
+        json.dumps(_finite(to_json(result)), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
 
 
 def write_outputs(
@@ -302,33 +312,38 @@ def write_outputs(
     report_path: str | None,
     html_path: str | None,
 ) -> list[tuple[str, str]]:
-    """Write the requested files; return (kind, path) for each, to be shown to the user."""
-    try:
-        return _write_outputs(result, json_path, report_path, html_path)
-    except OSError as exc:
-        raise EnvironmentProblem(f"cannot write the report: {exc}") from None
+    """Write the requested files; return (kind, path) for each, to be shown to the user.
 
+    The JSON comes first: it is the whole result, and the cheapest to write. A format that
+    cannot be written does not stop the others; afterwards one error names what failed and
+    what was written.
+    """
+    from .html_report import write_html, write_markdown_with_plots
 
-def _write_outputs(
-    result: SessionResult,
-    json_path: str | None,
-    report_path: str | None,
-    html_path: str | None,
-) -> list[tuple[str, str]]:
-    written = []
-    if json_path:
-        write_json(result, Path(json_path))
-        written.append(("JSON", json_path))
-    if report_path:
-        from .html_report import write_markdown_with_plots
-
-        write_markdown_with_plots(result, Path(report_path))
-        written.append(("Markdown report", report_path))
-    if html_path:
-        from .html_report import write_html
-
-        write_html(result, Path(html_path))
-        written.append(("HTML report", html_path))
+    writers: list[tuple[str, str | None, Callable[[SessionResult, Path], object]]] = [
+        ("JSON", json_path, write_json),
+        ("Markdown report", report_path, write_markdown_with_plots),
+        ("HTML report", html_path, write_html),
+    ]
+    written: list[tuple[str, str]] = []
+    failed: list[str] = []
+    for kind, path, write in writers:
+        if not path:
+            continue
+        try:
+            write(result, Path(path))
+        except Exception as exc:  # one format's failure must not cost the others
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            failed.append(f"the {kind} to {path} ({type(exc).__name__}: {clean_text(reason)})")
+        else:
+            written.append((kind, path))
+    if failed:
+        done = ", ".join(f"the {kind} to {path}" for kind, path in written)
+        raise EnvironmentProblem(
+            "cannot write the report: could not write "
+            + "; ".join(failed)
+            + (f"; wrote {done}" if done else "")
+        )
     return written
 
 
@@ -347,4 +362,4 @@ def check_table(result: CheckResult) -> str:
         )
     head = f"{result.commit[:10]} against {result.baseline[:10]}:"
     table = tabulate(rows, headers=["benchmark", "vs good", "p", "n", "verdict", "why"])
-    return f"{head}\n{table}"
+    return clean_text(f"{head}\n{table}")

@@ -50,7 +50,8 @@ class MeasurementStore:
 
     @staticmethod
     def for_repository(cache_dir: Path, repo_id: str, read_existing: bool) -> MeasurementStore:
-        digest = hashlib.sha256(repo_id.encode()).hexdigest()[:16]
+        # a path that is not valid UTF-8 (kept as surrogates) hashes as its original bytes
+        digest = hashlib.sha256(repo_id.encode("utf-8", "surrogateescape")).hexdigest()[:16]
         return MeasurementStore(cache_dir / f"{digest}.json", read_existing)
 
     @staticmethod
