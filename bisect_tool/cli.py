@@ -22,6 +22,7 @@ import click
 from . import __version__, report
 from .errors import EXIT_ERROR, EXIT_USAGE, Interrupted, SmbisectError, UsageError
 from .git import GitRepo
+from .policy import Budget, Policy
 from .runners import AsvRunner, AsvSettings, CommandRunner, Runner
 from .session import (
     BisectOptions,
@@ -123,8 +124,8 @@ def check_thresholds(threshold: float | None, threshold_ms: float | None, metric
         raise UsageError("give --threshold or --threshold-ms, not both")
     if threshold_ms is not None and threshold_ms <= 0:
         raise UsageError(f"--threshold-ms must be positive, not {threshold_ms}")
-    if threshold_ms is not None and metric != "time":
-        raise UsageError("--threshold-ms needs --metric time")
+    if threshold_ms is not None and metric not in ("time", "cputime"):
+        raise UsageError("--threshold-ms needs --metric time or cputime")
 
 
 def check_outputs(*paths: str | None) -> None:
@@ -176,6 +177,9 @@ def bisect(
     cache_dir: str | None,
     verbosity: int,
     scratch: Path,
+    max_time_per_commit: float = Budget.seconds_per_commit,
+    max_time: float | None = None,
+    max_runs_per_commit: int = Budget.runs_per_commit,
 ) -> SessionResult:
     """Build the parts from options and run one bisect session; returns the result."""
     check_thresholds(threshold, threshold_ms, choice.metric)
@@ -183,12 +187,14 @@ def bisect(
     repo = choice.open_repo(repo_path)
     resolve_range(repo, good, bad)  # fail fast, before an asv suite is discovered
     runner = build_runner(repo, choice, bench, scratch)
+    budget = Budget(max_time_per_commit, max_time, max_runs_per_commit)
     options = BisectOptions(
         good=good,
         bad=bad,
         bench_patterns=bench,
         factor=threshold,
         delta=threshold_ms / 1000.0 if threshold_ms is not None else None,
+        policy=Policy(budget=budget),
     )
     store = open_store(repo, cache_dir, no_cache)
     session = Session(repo, runner, store, options, _echo_event(verbosity))
@@ -240,10 +246,12 @@ def runner_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--metric",
-            type=click.Choice(["time", "stdout"]),
+            type=click.Choice(["time", "cputime", "stdout"]),
             default="time",
             show_default=True,
-            help="With --cmd: its wall time, or the last number it prints.",
+            help="With --cmd: its wall time; its process tree's user+system CPU time "
+            "(far less sensitive to other work on the machine, for CPU-bound commands); or "
+            "the last number it prints.",
         ),
         click.option(
             "--config",
@@ -313,6 +321,34 @@ def runner_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def budget_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """How long smbisect may keep measuring before it calls a question undecided."""
+    func = click.option(
+        "--max-runs-per-commit",
+        type=click.IntRange(3, None),
+        default=Budget.runs_per_commit,
+        show_default=True,
+        metavar="N",
+        help="At most N runs of the benchmark at one commit.",
+    )(func)
+    func = click.option(
+        "--max-time",
+        type=click.FloatRange(min=1, min_open=False),
+        metavar="SECONDS",
+        help="Budget for all measuring (default: none). When it is spent, open questions "
+        "end undecided: commits are skipped, endpoints are inconclusive.",
+    )(func)
+    return click.option(
+        "--max-time-per-commit",
+        type=click.FloatRange(min=1),
+        default=Budget.seconds_per_commit,
+        show_default=True,
+        metavar="SECONDS",
+        help="Budget for measuring one commit. smbisect measures one run at a time and stops "
+        "as soon as the evidence decides; a commit still unclear after this is skipped.",
+    )(func)
+
+
 def threshold_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option(
         "--threshold-ms",
@@ -358,6 +394,7 @@ def take_choice(kw: dict[str, Any]) -> RunnerChoice:
 )
 @runner_options
 @threshold_options
+@budget_options
 @click.option("--json", "json_path", metavar="PATH", help="Write the full result as JSON.")
 @click.option(
     "--report",
@@ -388,8 +425,14 @@ def main(ctx: click.Context, **kw: Any) -> None:
 
     Without --bench, every asv benchmark that regressed between good and bad is bisected.
 
-    Exit codes: 0 culprit found; 1 error; 2 bad usage; 3 the regression does not reproduce;
-    4 no single confirmed culprit; 130 interrupted (after cleaning up).
+    It measures one run at a time and stops as soon as the evidence decides: an obvious
+    regression costs about one run per step, a noisy one as many as its error rate needs,
+    within the --max-time budgets.
+
+    Exit codes: 0 culprit found; 1 error; 2 bad usage; 3 the regression does not reproduce
+    (bad is shown to be within the threshold of good); 4 no single confirmed culprit;
+    5 inconclusive: the machine is too noisy to tell whether bad is worse (the report gives the
+    noise measured and what to do); 130 interrupted (after cleaning up).
     """
     if ctx.invoked_subcommand is not None:
         return

@@ -178,6 +178,13 @@ class Judge:
         self, sha: str, name: str, shared: Sequence[str], min_runs: int
     ) -> tuple[Verdict, str]:
         """Measure sha until it resembles good or bad, or the budget is spent (skip)."""
+        total = self.policy.budget.seconds_total
+        if (
+            total is not None
+            and self.m.account.total_seconds >= total
+            and not self.m.runs(sha, name)
+        ):
+            return Verdict.SKIP, f"not measured: the total budget ({total:g} s) is spent"
         self.m.ensure_runs(sha, shared, max(1, min_runs))
         refs_at_start = {ref: len(self.m.runs(ref, name)) for ref in (self.good, self.bad)}
         rounds = 0
@@ -213,7 +220,9 @@ class Judge:
                 self.m.add(self.bad, [name], 1)
                 moved = self._drifted(name, refs_at_start, 3)
                 if moved:
-                    self.notes.setdefault(name, []).append(f"drift while measuring {sha[:10]}: {moved}")
+                    self.notes.setdefault(name, []).append(
+                        f"drift while measuring {sha[:10]}: {moved}"
+                    )
                     self.on_event(Event("drift", f"{name}: {moved} during {sha[:10]}"))
                     refs_at_start = {r: len(self.m.runs(r, name)) for r in refs_at_start}
             if not batch.samples.get(name):

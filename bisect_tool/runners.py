@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import resource
 import shlex
 import signal
 import socket
@@ -70,6 +71,7 @@ class ProcessResult:
     stdout: str
     stderr: str
     seconds: float
+    cpu_seconds: float = 0.0  # user + system CPU of the process tree (the children it waited for)
 
 
 def run_process(
@@ -80,6 +82,7 @@ def run_process(
 ) -> ProcessResult:
     """Run argv (never through a shell) in its own process group; kill the group on any exit."""
     start = time.perf_counter()
+    cpu_before = _children_cpu()
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -104,7 +107,18 @@ def run_process(
     except BaseException:
         _stop_group(proc)
         raise
-    return ProcessResult(proc.returncode, out, err, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return ProcessResult(proc.returncode, out, err, seconds, _children_cpu() - cpu_before)
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of every child process that has been waited for so far.
+
+    The delta around one command is its whole tree's CPU time, because a process's own
+    waited-for children are added to its usage when it is waited for in turn. Only one
+    command runs at a time, so nothing else is waited for in between."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _stop_group(proc: subprocess.Popen[str]) -> None:
@@ -154,8 +168,8 @@ class CommandRunner:
             raise UsageError(f"--cmd cannot be split into arguments: {exc}") from None
         if not self.argv:
             raise UsageError("--cmd is empty")
-        if metric not in ("time", "stdout"):
-            raise UsageError(f"--metric must be time or stdout, not {metric!r}")
+        if metric not in ("time", "cputime", "stdout"):
+            raise UsageError(f"--metric must be time, cputime or stdout, not {metric!r}")
         self.command = command
         self.metric = metric
         self.timeout = timeout
@@ -164,7 +178,7 @@ class CommandRunner:
         self.settings_key = _digest("cmd", self.argv, metric, timeout)
 
     def list_benchmarks(self) -> list[BenchmarkSpec]:
-        unit = "seconds" if self.metric == "time" else "value"
+        unit = "seconds" if self.metric in ("time", "cputime") else "value"
         return [BenchmarkSpec(self.command, unit, not self.higher_is_better, 1, "command")]
 
     def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
@@ -181,6 +195,8 @@ class CommandRunner:
                 )
             if self.metric == "time":
                 samples.append(res.seconds)
+            elif self.metric == "cputime":
+                samples.append(res.cpu_seconds)
             else:
                 value = last_number(res.stdout)
                 if value is None or not math.isfinite(value):

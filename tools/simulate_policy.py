@@ -1,0 +1,198 @@
+"""Thousands of simulated bisects across a grid of scenarios: the policy's error rates and cost.
+
+Each bisect is the real smbisect Session (judge, policy, bisect loop, confirmation, retry) on a
+synthetic history measured by a synthetic runner (bisect_tool/simulate.py). Per scenario it
+prints how often the planted culprit was named and confirmed, how often a wrong commit was
+confirmed (the failure that matters), how often the run ended without a confirmed culprit
+(exit 3, 4 or 5), and the mean and maximum runs next to the obvious-regression target
+2 * ceil(log2 N) + 6.
+
+    python tools/simulate_policy.py --trials 100                 # the full grid
+    python tools/simulate_policy.py --quick                      # a small grid, seconds
+    python tools/simulate_policy.py --trials 100 --markdown docs/accuracy.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import random
+import sys
+import time
+import zlib
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tabulate import tabulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from accuracy.scoring import wilson_interval  # noqa: E402
+
+from bisect_tool.policy import Policy  # noqa: E402
+from bisect_tool.simulate import Noise, make_history, simulate  # noqa: E402
+
+NOISES: dict[str, Noise] = {
+    "quiet 1%": Noise(sigma=0.01),
+    "lognormal 5%": Noise(sigma=0.05),
+    "lognormal 15%": Noise(sigma=0.15),
+    "heavy tails 5% (t3)": Noise(sigma=0.05, tails=3),
+    "bimodal 5% (+30% at p=.2)": Noise(sigma=0.05, bimodal=0.2),
+    "bursts 15% (25% of time)": Noise(sigma=0.15, bursts=0.25),
+    "bursts 5% (10% of time)": Noise(sigma=0.05, bursts=0.1),
+    "drift 5% (+50%/h)": Noise(sigma=0.05, drift=0.5),
+    "in-process 5%+3% x10": Noise(sigma=0.05, within=0.03, per_run=10),
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    n: int
+    shape: str
+    factors: tuple[float, ...]
+    noise: str
+    broken: float = 0.0
+
+    @property
+    def label(self) -> str:
+        f = "+".join(f"{x:g}x" for x in self.factors)
+        b = f", {self.broken:.0%} broken" if self.broken else ""
+        return f"{self.n} {self.shape} {f} {self.noise}{b}"
+
+
+def grid(quick: bool) -> list[Scenario]:
+    if quick:
+        return [
+            Scenario(n, shape, factors, noise)
+            for n, shape, factors, noise in itertools.product(
+                (32, 256),
+                ("linear", "merges"),
+                ((3.0,), (1.3,)),
+                ("lognormal 5%", "bursts 15% (25% of time)"),
+            )
+        ]
+    out = []
+    for n, shape in itertools.product((32, 256, 1024), ("linear", "merges")):
+        for factors in ((1.1,), (1.3,), (2.0,), (3.0,)):
+            for noise in NOISES:
+                out.append(Scenario(n, shape, factors, noise))
+        out.append(Scenario(n, shape, (1.5, 2.0), "lognormal 5%"))
+        out.append(Scenario(n, shape, (1.3, 0.8, 2.0), "lognormal 5%"))
+        out.append(Scenario(n, shape, (2.0,), "lognormal 5%", broken=0.05))
+    return out
+
+
+@dataclass(frozen=True)
+class Row:
+    scenario: Scenario
+    trials: int
+    right: int
+    wrong: int
+    no_answer: int
+    mean_runs: float
+    max_runs: int
+    mean_minutes: float
+
+
+def run_scenario(args: tuple[Scenario, int, int, Policy]) -> Row:
+    sc, trials, seed, policy = args
+    right = wrong = none = 0
+    runs: list[int] = []
+    secs: list[float] = []
+    for t in range(trials):
+        s = zlib.crc32(f"{seed} {sc.label} {t}".encode())
+        h = make_history(sc.n, sc.shape, random.Random(s), sc.factors, sc.broken)
+        out, _ = simulate(h, NOISES[sc.noise], s, policy)
+        right += out.right
+        wrong += out.wrong_confirmed
+        none += not out.confirmed
+        runs.append(out.runs)
+        secs.append(out.sim_seconds)
+    return Row(
+        sc, trials, right, wrong, none, sum(runs) / trials, max(runs), sum(secs) / trials / 60
+    )
+
+
+def table(rows: Sequence[Row]) -> str:
+    body = []
+    for r in rows:
+        sc = r.scenario
+        lo, hi = wilson_interval(r.right, r.trials)
+        target = 2 * math.ceil(math.log2(sc.n)) + 6
+        body.append(
+            [
+                sc.n,
+                sc.shape,
+                "+".join(f"{x:g}x" for x in sc.factors),
+                sc.noise + (f", {sc.broken:.0%} broken" if sc.broken else ""),
+                r.trials,
+                f"{r.right}/{r.trials} [{lo:.2f}, {hi:.2f}]",
+                f"{r.wrong}/{r.trials}",
+                f"{r.no_answer}/{r.trials}",
+                f"{r.mean_runs:.1f}",
+                r.max_runs,
+                target,
+            ]
+        )
+    return tabulate(
+        body,
+        headers=[
+            "N",
+            "shape",
+            "changes",
+            "noise",
+            "trials",
+            "right+confirmed [95% CI]",
+            "wrong+confirmed",
+            "no confirmed culprit",
+            "mean runs",
+            "max runs",
+            "2*ceil(log2 N)+6",
+        ],
+        tablefmt="github",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--trials", type=int, default=100, help="Bisects per scenario (default 100).")
+    p.add_argument("--quick", action="store_true", help="A small grid.")
+    p.add_argument("--seed", type=int, default=1, help="Base seed.")
+    p.add_argument("--jobs", type=int, default=2, help="Worker processes (default 2).")
+    p.add_argument("--markdown", metavar="FILE", help="Append the table to this file.")
+    p.add_argument("--alpha-step", type=float, help="Override the policy's alpha_step.")
+    p.add_argument("--alpha-confirm", type=float, help="Override the policy's alpha_confirm.")
+    a = p.parse_args(argv)
+    policy = Policy()
+    if a.alpha_step:
+        policy = replace(policy, alpha_step=a.alpha_step)
+    if a.alpha_confirm:
+        policy = replace(policy, alpha_confirm=a.alpha_confirm)
+    scenarios = grid(a.quick)
+    started = time.time()
+    with ProcessPoolExecutor(max_workers=a.jobs) as pool:
+        rows = list(pool.map(run_scenario, [(s, a.trials, a.seed, policy) for s in scenarios]))
+    total = sum(r.trials for r in rows)
+    wrong = sum(r.wrong for r in rows)
+    lo, hi = wilson_interval(wrong, total)
+    text = table(rows)
+    summary = (
+        f"{total} simulated bisects in {time.time() - started:.0f} s; wrong+confirmed "
+        f"{wrong}/{total} = {wrong / total:.4%} (95% CI [{lo:.4%}, {hi:.4%}]); "
+        f"policy {policy}"
+    )
+    print(text)
+    print()
+    print(summary)
+    if a.markdown:
+        cmd = "python tools/simulate_policy.py " + " ".join(argv or sys.argv[1:])
+        with open(a.markdown, "a") as fh:
+            fh.write(f"\n### `{cmd.strip()}`\n\n{summary}\n\n{text}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
