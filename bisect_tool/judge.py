@@ -20,6 +20,8 @@ from .policy import Decision, Judgement, Policy, Scale, Spent
 from .runners import BenchmarkSpec
 from .stats import Comparison, Verdict
 
+PAIRED_FROM = 6  # pairs before a comparison is made on the pairs alone
+
 
 @dataclass
 class Noise:
@@ -52,6 +54,7 @@ class Judge:
         self.log_scale: dict[str, bool] = {}
         self.worse_high: dict[str, bool] = {}
         self.notes: dict[str, list[str]] = {}  # what happened while measuring, per benchmark
+        self.blocks: dict[tuple[str, str], list[float]] = {}  # (sha, name) -> u of each block
 
     # -- numbers for the policy ----------------------------------------------------------------
 
@@ -124,6 +127,7 @@ class Judge:
         """Measure good and bad, interleaved, until each benchmark's verdict is decided."""
         names = [s.name for s in specs]
         by_name = {s.name: s for s in specs}
+        start = {(sha, n): len(self.m.runs(sha, n)) for sha in (self.good, self.bad) for n in names}
         first = self.policy.min_reference_runs
         for k in range(1, first + 1):
             order = (self.good, self.bad) if k % 2 else (self.bad, self.good)
@@ -139,10 +143,11 @@ class Judge:
             more = 0
             for n in list(todo):
                 spec = by_name[n]
+                g, b = self.logs(self.good, n), self.logs(self.bad, n)
+                fresh_g = self._logs_from(self.good, n, start[(self.good, n)])
+                fresh_b = self._logs_from(self.bad, n, start[(self.bad, n)])
                 j = pol.judge_endpoints(
-                    self.logs(self.good, n),
-                    self.logs(self.bad, n),
-                    self.scale(n),
+                    self.difference(n, g, b, fresh_g, fresh_b),
                     self.threshold(n),
                     self.policy,
                     self.spent(self.good, self.bad),
@@ -177,7 +182,12 @@ class Judge:
     def step(
         self, sha: str, name: str, shared: Sequence[str], min_runs: int
     ) -> tuple[Verdict, str]:
-        """Measure sha until it resembles good or bad, or the budget is spent (skip)."""
+        """Measure sha until it resembles good or bad, or the budget is spent (skip).
+
+        First on its own runs against the references' (one run decides an obvious case); a
+        commit that takes long to decide, or any commit on a noisy machine, is then measured
+        in blocks (good, commit, bad back to back) and judged on the blocks alone, so a burst
+        of load or a drift of the machine hits both sides alike."""
         total = self.policy.budget.seconds_total
         if (
             total is not None
@@ -186,22 +196,32 @@ class Judge:
         ):
             return Verdict.SKIP, f"not measured: the total budget ({total:g} s) is spent"
         self.m.ensure_runs(sha, shared, max(1, min_runs))
-        refs_at_start = {ref: len(self.m.runs(ref, name)) for ref in (self.good, self.bad)}
         rounds = 0
+        paired = False
         while True:
             err = self.m.error(sha, name)
             if err:
                 return Verdict.SKIP, err
-            j = pol.judge_step(
-                self.logs(sha, name),
-                self.logs(self.good, name),
-                self.logs(self.bad, name),
-                self.scale(name),
-                self.policy,
-                self.spent(sha),
-                self.cut_offset(name),
-                min_runs,
-            )
+            spent = self.spent(sha)
+            if paired:
+                j = pol.judge_paired(
+                    self.blocks[(sha, name)],
+                    self.block_scale(name),
+                    self.policy.alpha_step,
+                    self.policy,
+                    spent,
+                )
+            else:
+                j = pol.judge_step(
+                    self.logs(sha, name),
+                    self.logs(self.good, name),
+                    self.logs(self.bad, name),
+                    self.scale(name),
+                    self.policy,
+                    spent,
+                    self.cut_offset(name),
+                    min_runs,
+                )
             if j.decision is Decision.GOOD:
                 return Verdict.GOOD, j.reason
             if j.decision is Decision.BAD:
@@ -210,23 +230,48 @@ class Judge:
                 return Verdict.SKIP, j.reason
             self.on_event(Event("more", f"{sha[:10]}: {j.reason}; measuring more", {"sha": sha}))
             rounds += 1
-            # a commit that takes long to decide is measured between fresh reference runs, so a
-            # burst of load or a drift of the machine hits both sides alike
-            refresh = j.refresh_references or rounds >= 3
-            if refresh:
-                self.m.add(self.good, [name], 1)
+            if not paired and (j.refresh_references or rounds >= 3):
+                paired = True
+                self.blocks.setdefault((sha, name), [])
+            if paired:
+                if not self._block(sha, name):
+                    why = self.m.error(sha, name) or "no result"
+                    return Verdict.SKIP, f"measuring more failed: {why}"
+                continue
             batch = self.m.add(sha, [name], j.more_runs)
-            if refresh:
-                self.m.add(self.bad, [name], 1)
-                moved = self._drifted(name, refs_at_start, 3)
-                if moved:
-                    self.notes.setdefault(name, []).append(
-                        f"drift while measuring {sha[:10]}: {moved}"
-                    )
-                    self.on_event(Event("drift", f"{name}: {moved} during {sha[:10]}"))
-                    refs_at_start = {r: len(self.m.runs(r, name)) for r in refs_at_start}
             if not batch.samples.get(name):
                 return Verdict.SKIP, f"measuring more failed: {batch.errors.get(name, 'no result')}"
+
+    def _block(self, sha: str, name: str) -> bool:
+        """One block: good, sha and bad measured back to back (in alternating order); its u
+        (sha's log value minus the block's own cut, positive toward bad) is recorded."""
+        blocks = self.blocks.setdefault((sha, name), [])
+        order = (self.good, sha, self.bad) if len(blocks) % 2 == 0 else (self.bad, sha, self.good)
+        last: dict[str, float] = {}
+        for s in order:
+            batch = self.m.add(s, [name], 1)
+            got = batch.samples.get(name)
+            if not got:
+                return False
+            values = pol.run_values(got, self.m.per_round.get(name, 1))
+            v = values[-1]
+            last[s] = math.log(max(v, 1e-300)) if self.log_scale.get(name, True) else v
+        g, x, b = last[self.good], last[sha], last[self.bad]
+        sign = 1.0 if self.worse_high.get(name, True) else -1.0
+        off = self.cut_offset(name)
+        u = sign * (x - (g + b) / 2) if off is None else sign * (x - g) - off
+        blocks.append(u)
+        return True
+
+    def block_scale(self, name: str) -> Scale:
+        """The spread of u, pooled over every commit measured in blocks; before there are
+        enough blocks, the runs' own scale, widened for the three runs that make a u."""
+        groups = [u for (_, n), u in self.blocks.items() if n == name]
+        scale = pol.pooled_scale(groups)
+        if scale.df >= 4:
+            return scale
+        runs = self.scale(name)
+        return Scale(runs.sigma * math.sqrt(1.5), runs.df)
 
     def noisy(self, name: str) -> bool:
         g, b = self.logs(self.good, name), self.logs(self.bad, name)
@@ -289,19 +334,35 @@ class Judge:
                 par = self._logs_from(parent, n, start[(parent, n)])
                 cul = self._logs_from(culprit, n, start[(culprit, n)])
                 j = pol.judge_confirm(
-                    par,
-                    cul,
-                    self.scale(n),
+                    self.difference(n, par, cul, par, cul),
                     self.threshold(n),
                     self.policy,
                     self.spent(parent, culprit, since=since),
                     self.worse_high.get(n, True),
-                    min(len(par), len(cul)),
                 )
                 if j.decision is not Decision.MORE:
                     todo.remove(n)
                     found[n] = (j, self._comparison_of(par, cul, n, two_sided=False))
         return found
+
+    def difference(
+        self,
+        name: str,
+        base: Sequence[float],
+        other: Sequence[float],
+        base_pairs: Sequence[float],
+        other_pairs: Sequence[float],
+    ) -> pol.Difference:
+        """other - base: from the runs measured in pairs (back to back, alternating) once there
+        are enough of them to estimate their own spread, which a burst of load or a drift
+        cannot bias; before that, from all runs with the noise pooled over the session."""
+        k = min(len(base_pairs), len(other_pairs))
+        if k >= PAIRED_FROM:
+            v = [o - b for b, o in zip(base_pairs[:k], other_pairs[:k], strict=True)]
+            scale = pol.pooled_scale([v])
+            if scale.known and scale.df >= 4:
+                return pol.paired(v, scale)
+        return pol.unpaired(base, other, self.scale(name))
 
     def _logs_from(self, sha: str, name: str, start: int) -> list[float]:
         vals = self.m.runs(sha, name)[start:]

@@ -47,7 +47,7 @@ class Budget:
 
     seconds_per_commit: float = 300.0
     seconds_total: float | None = None
-    runs_per_commit: int = 60
+    runs_per_commit: int = 200
 
 
 @dataclass(frozen=True)
@@ -204,10 +204,34 @@ def next_increment(runs: int) -> int:
 # -- the three questions -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Difference:
+    """other - base on the policy's scale, with its standard error and degrees of freedom."""
+
+    diff: float
+    se: float
+    df: int
+    n: int  # runs (or pairs) on the smaller side
+    sigma: float  # the noise per run (or pair) behind it
+    paired: bool = False
+
+
+def unpaired(base: Sequence[float], other: Sequence[float], scale: Scale) -> Difference:
+    diff = location(other, scale) - location(base, scale)
+    se = scale.sigma * math.sqrt(1 / len(base) + 1 / len(other))
+    return Difference(diff, se, scale.df, min(len(base), len(other)), scale.sigma)
+
+
+def paired(v: Sequence[float], scale: Scale) -> Difference:
+    """From pairs measured back to back, v = other - base of each pair: a burst of load or a
+    drift that hits both runs of a pair cancels out."""
+    return Difference(
+        location(v, scale), scale.sigma / math.sqrt(len(v)), scale.df, len(v), scale.sigma, True
+    )
+
+
 def judge_endpoints(
-    good: Sequence[float],
-    bad: Sequence[float],
-    scale: Scale,
+    d: Difference,
     threshold: float,
     policy: Policy,
     spent: Spent,
@@ -220,44 +244,43 @@ def judge_endpoints(
     `named`: the user named this benchmark, so it is measured to the budget before it is called
     unchanged when bad merely looks worse.
     """
-    ng, nb = len(good), len(bad)
-    if min(ng, nb) < policy.min_reference_runs or not scale.known:
-        need = policy.min_reference_runs - min(ng, nb)
+    if d.n < policy.min_reference_runs or d.df < 1 or not math.isfinite(d.se):
+        need = policy.min_reference_runs - d.n
         return Judgement(Decision.MORE, "too few runs of the endpoints yet", more_runs=max(1, need))
-    diff = location(bad, scale) - location(good, scale)
-    se = scale.sigma * math.sqrt(1 / ng + 1 / nb)
-    q = t_quantile(policy.alpha_endpoints, scale.df)
+    diff, se = d.diff, d.se
+    q = t_quantile(policy.alpha_endpoints, d.df)
     est = {"estimate": diff, "low": diff - q * se, "high": diff + q * se}
     directions = [worse_is_higher] if worse_is_higher is not None else [True, False]
     # oriented so that positive is worse; with no known direction, the larger change counts
-    d = max((diff if w else -diff) for w in directions)
-    z = d / se if se > 0 else (math.copysign(math.inf, d) if d else 0.0)
-    low, high = d - q * se, d + q * se
-    if d > threshold and low > 0:
+    w = max((diff if up else -diff) for up in directions)
+    z = w / se if se > 0 else (math.copysign(math.inf, w) if w else 0.0)
+    low, high = w - q * se, w + q * se
+    if w > threshold and low > 0:
         return Judgement(
-            Decision.REGRESSED, f"bad is worse by {_pct(d)} (at least {_pct(low)})", z, **est
+            Decision.REGRESSED, f"bad is worse by {_pct(w)} (at least {_pct(low)})", z, **est
         )
     why = _bound(policy, spent)
-    if high < threshold and not (named and d > 0 and why is None):
+    if high < threshold and not (named and w > 0 and why is None):
         return Judgement(
             Decision.UNCHANGED,
             f"bad is within the threshold of good: at most {_pct(high)} worse",
             z,
             **est,
         )
+    kind = "pair" if d.paired else "run"
     if why is not None:
         return Judgement(
             Decision.UNCLEAR,
             f"cannot tell after {why}: bad/good {_pct(diff)} [{_pct(diff - q * se)}, "
-            f"{_pct(diff + q * se)}] with noise {_pct(scale.sigma)} per run",
+            f"{_pct(diff + q * se)}] with noise {_pct(d.sigma)} per {kind}",
             z,
             **est,
         )
     return Judgement(
         Decision.MORE,
-        f"endpoints not decided yet ({_pct(diff)}, noise {_pct(scale.sigma)} per run)",
+        f"endpoints not decided yet ({_pct(diff)}, noise {_pct(d.sigma)} per {kind})",
         z,
-        more_runs=next_increment(min(ng, nb)),
+        more_runs=next_increment(d.n),
         **est,
     )
 
@@ -309,30 +332,52 @@ def judge_step(
     )
 
 
+def judge_paired(
+    u: Sequence[float], scale: Scale, alpha: float, policy: Policy, spent: Spent
+) -> Judgement:
+    """The paired form of a step, for a noisy machine: each u is one block of runs measured
+    back to back (good, commit, bad), as the commit's log value minus the cut computed from
+    that block's own references, oriented so that positive means the bad side. A burst of load
+    or a drift that hits the whole block cancels out of u. Decides on the mean of u."""
+    k = len(u)
+    if k < 2 or not scale.known:
+        return Judgement(Decision.MORE, "first blocks", more_runs=1)
+    mean = location(u, scale)
+    se = scale.sigma / math.sqrt(k)
+    z = mean / se if se > 0 else (math.copysign(math.inf, mean) if mean else 0.0)
+    q = t_quantile(alpha, scale.df)
+    if z >= q:
+        return Judgement(Decision.BAD, f"{z:.1f} standard errors beyond the cut, in {k} blocks", z)
+    if z <= -q:
+        return Judgement(
+            Decision.GOOD, f"{-z:.1f} standard errors within the cut, in {k} blocks", z
+        )
+    reason = f"{abs(z):.1f} standard errors from the cut in {k} blocks, {q:.1f} needed"
+    why = _bound(policy, spent)
+    if why is not None:
+        return Judgement(Decision.UNCLEAR, f"still unclear after {why}: {reason}", z)
+    return Judgement(Decision.MORE, reason, z, more_runs=1)
+
+
 def judge_confirm(
-    parent: Sequence[float],
-    culprit: Sequence[float],
-    scale: Scale,
+    d: Difference,
     threshold: float,
     policy: Policy,
     spent: Spent,
     worse_is_higher: bool,
-    fresh: int,
 ) -> Judgement:
-    """Is the culprit worse than its parent? `fresh`: the fewer of the two's runs taken in the
-    confirmation itself (interleaved), which must reach min_confirm_runs first."""
-    if fresh < policy.min_confirm_runs or not scale.known:
+    """Is the culprit worse than its parent? `d` is culprit - parent over the confirmation's
+    own runs, which must number min_confirm_runs on each side first."""
+    if d.n < policy.min_confirm_runs or d.df < 1 or not math.isfinite(d.se):
         return Judgement(Decision.MORE, "confirmation runs", more_runs=1)
-    npar, ncul = len(parent), len(culprit)
-    diff = location(culprit, scale) - location(parent, scale)
-    d = diff if worse_is_higher else -diff
-    se = scale.sigma * math.sqrt(1 / npar + 1 / ncul)
-    q = t_quantile(policy.alpha_confirm, scale.df)
-    low, high = d - q * se, d + q * se
-    z = d / se if se > 0 else (math.copysign(math.inf, d) if d else 0.0)
+    diff, se = d.diff, d.se
+    w = diff if worse_is_higher else -diff
+    q = t_quantile(policy.alpha_confirm, d.df)
+    low, high = w - q * se, w + q * se
+    z = w / se if se > 0 else (math.copysign(math.inf, w) if w else 0.0)
     est = {"estimate": diff, "low": diff - q * se, "high": diff + q * se}
     if low > 0:
-        return Judgement(Decision.CONFIRMED, f"worse than its parent by {_pct(d)}", z, **est)
+        return Judgement(Decision.CONFIRMED, f"worse than its parent by {_pct(w)}", z, **est)
     if high < threshold:
         return Judgement(
             Decision.REJECTED,
