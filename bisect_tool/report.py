@@ -77,14 +77,63 @@ def reference_table(outcomes: Sequence[BenchmarkOutcome]) -> str:
                 f"{c.ratio:.3f}x" if not math.isnan(c.ratio) else "n/a",
                 f"[{c.ci_low:.3f}, {c.ci_high:.3f}]" if not math.isnan(c.ci_low) else "",
                 f"{c.p_value:.2g}",
-                "REGRESSED"
-                if o.reproduces
-                else ("no result: " + o.notes[0] if o.notes and o.notes[0] else "no regression"),
+                _endpoint_word(o),
             ]
         )
     return tabulate(
-        rows, headers=["benchmark", "n good/bad", "bad/good", "95% CI", "p", "endpoints"]
+        rows, headers=["benchmark", "runs good/bad", "bad/good", "95% CI", "p", "endpoints"]
     )
+
+
+def _endpoint_word(o: BenchmarkOutcome) -> str:
+    if o.reproduces:
+        return "REGRESSED"
+    if o.status == "inconclusive":
+        return "INCONCLUSIVE (too noisy)"
+    if o.notes and o.notes[0]:
+        return "no result: " + o.notes[0]
+    return "no regression"
+
+
+def noise_advice(result: SessionResult, o: BenchmarkOutcome) -> list[str]:
+    """What an inconclusive verdict means, the noise behind it, and what to do about it."""
+    lines = [f"{o.spec.name}: inconclusive, the machine is too noisy to tell. {o.reason}."]
+    if o.noise is not None and math.isfinite(o.noise.sigma):
+        per = ", ".join(
+            f"{sha[:10]} {cv:.1%}"
+            for sha, cv in o.noise.per_commit.items()
+            if sha in (result.good, result.bad)
+        )
+        lines.append(f"  noise: {o.noise.sigma:.1%} per run (CV of the runs: {per})")
+    load = result.account.load
+    if load:
+        lines.append(f"  load average while measuring: {min(load):.2f} to {max(load):.2f}")
+    lines.append(
+        "  to decide it: give it more time (--max-time-per-commit), stop other work on the "
+        "machine, or for a CPU-bound --cmd use --metric cputime"
+    )
+    return lines
+
+
+def runs_lines(result: SessionResult) -> list[str]:
+    """Where the runs went, next to what a plain `git bisect run` would need."""
+    acc = result.account
+    if not acc.runs:
+        return []
+    roles = {"good": 0, "bad": 0, "steps": 0, "confirmation": 0}
+    for sha, n in acc.runs.items():
+        rec = result.commits.get(sha)
+        role = rec.role if rec else "step"
+        key = {"good": "good", "bad": "bad", "parent": "confirmation"}.get(role, "steps")
+        roles[key] += n
+    where = ", ".join(f"{k} {v}" for k, v in roles.items() if v)
+    per = sorted(acc.runs.values())
+    return [
+        f"Runs: {acc.total_runs} benchmark runs ({where}) at {len(acc.runs)} commits, "
+        f"{per[len(per) // 2]} per commit (median), {acc.total_seconds:.1f} s measuring; "
+        f"a plain git bisect run with a hand-picked threshold needs {result.plain_bisect_runs} "
+        f"(ceil(log2 N) + 1)."
+    ]
 
 
 def _ordered_commits(result: SessionResult) -> list[str]:
@@ -166,7 +215,10 @@ def culprit_lines(result: SessionResult, outcome: BenchmarkOutcome) -> list[str]
 
 def terminal_report(result: SessionResult) -> str:
     parts = ["", "Endpoints (good vs bad):", reference_table(result.outcomes), ""]
-    if not result.bisected:
+    for o in result.inconclusive:
+        parts.extend(noise_advice(result, o))
+        parts.append("")
+    if not result.bisected and not result.inconclusive:
         parts.append(
             "No benchmark is worse at bad than at good beyond the threshold and the "
             "noise: nothing to bisect."
@@ -187,6 +239,7 @@ def terminal_report(result: SessionResult) -> str:
         for sha, why in result.skipped.items():
             parts.append(f"  {sha[:10]}  {why}")
         parts.append("")
+    parts.extend(runs_lines(result))
     parts.append(f"Wall time: {result.wall_seconds:.1f} s")
     return clean_text("\n".join(parts))
 
@@ -241,12 +294,34 @@ def to_json(result: SessionResult) -> dict[str, Any]:
                 "ci": [_num(o.reference.ci_low), _num(o.reference.ci_high)],
                 "p_value": o.reference.p_value,
                 "regressed": o.reproduces,
+                "status": o.status,
+                "reason": o.reason,
+                "runs": [o.reference.n_base, o.reference.n_other],
+                "noise": None
+                if o.noise is None
+                else {"per_run": _num(o.noise.sigma), "per_commit": o.noise.per_commit},
             }
             for o in result.outcomes
         ],
         "culprits": culprits,
         "steps": steps,
         "skipped": [{"sha": s, "error": e} for s, e in result.skipped.items()],
+        "runs": {
+            "total": result.account.total_runs,
+            "per_commit": dict(result.account.runs),
+            "plain_bisect": result.plain_bisect_runs,
+            "seconds": round(result.account.total_seconds, 3),
+            "seconds_per_commit": {k: round(v, 3) for k, v in result.account.seconds.items()},
+        },
+        "load_average": (
+            {
+                "min": min(result.account.load),
+                "max": max(result.account.load),
+                "mean": sum(result.account.load) / len(result.account.load),
+            }
+            if result.account.load
+            else None
+        ),
     }
 
 
@@ -274,6 +349,11 @@ def to_markdown(result: SessionResult) -> str:
         "",
     ]
     parts += ["## Endpoints", "", "```", reference_table(result.outcomes), "```", ""]
+    for o in result.inconclusive:
+        parts += ["```", *noise_advice(result, o), "```", ""]
+    if result.account.runs:
+        parts += ["## Runs", "", *runs_lines(result), ""]
+        parts += [runs_table(result), ""]
     for o in result.bisected:
         parts += [f"## {o.spec.name}", ""]
         parts += ["```", *culprit_lines(result, o), "```", ""]
@@ -285,6 +365,17 @@ def to_markdown(result: SessionResult) -> str:
         parts += [f"- `{sha[:10]}`: {why}" for sha, why in result.skipped.items()]
         parts.append("")
     return clean_text("\n".join(parts))
+
+
+def runs_table(result: SessionResult) -> str:
+    rows = []
+    for sha in _ordered_commits(result):
+        n = result.account.runs.get(sha, 0)
+        if n:
+            rec = result.commits[sha]
+            secs = result.account.seconds.get(sha, 0.0)
+            rows.append([rec.info.short, rec.role, n, f"{secs:.1f}"])
+    return tabulate(rows, headers=["commit", "role", "runs", "seconds"], tablefmt="github")
 
 
 def _finite(obj: Any) -> Any:

@@ -1,0 +1,172 @@
+"""The measurement policy on plain numbers: no git, no processes."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from bisect_tool import policy as pol
+from bisect_tool.policy import Budget, Decision, Policy, Scale, Spent
+
+
+def logs(values):
+    return [math.log(v) for v in values]
+
+
+def normal(rng: random.Random, level: float, sigma: float, n: int) -> list[float]:
+    return [math.log(level) + rng.gauss(0, sigma) for _ in range(n)]
+
+
+def test_pooled_scale_estimates_the_noise_of_normal_runs():
+    rng = random.Random(1)
+    groups = [normal(rng, level, 0.05, 4) for level in (1.0, 2.0, 3.0) * 30]
+    scale = pol.pooled_scale(groups)
+    assert scale.df == 270
+    assert 0.045 < scale.sigma < 0.056
+
+
+def test_pooled_scale_is_not_blown_up_by_one_burst():
+    rng = random.Random(2)
+    groups = [normal(rng, 1.0, 0.02, 5) for _ in range(10)]
+    calm = pol.pooled_scale(groups).sigma
+    groups[3][2] += math.log(3.0)  # one run three times slower
+    assert pol.pooled_scale(groups).sigma < 2 * calm
+
+
+def test_pooled_scale_needs_two_runs_somewhere():
+    assert not pol.pooled_scale([[0.1], [0.2]]).known
+
+
+def test_run_values_take_the_median_of_each_run():
+    assert pol.run_values([1, 2, 9, 4, 5, 6], 3) == [2, 5]
+    assert pol.run_values([1.0, 2.0], 1) == [1.0, 2.0]
+
+
+def test_an_obvious_step_is_decided_on_one_run():
+    good, bad = logs([1.00, 1.02, 0.98]), logs([3.0, 3.05, 2.96])
+    scale = pol.pooled_scale([good, bad])
+    j = pol.judge_step(logs([2.97]), good, bad, scale, Policy(), Spent(runs=1))
+    assert j.decision is Decision.BAD
+    j = pol.judge_step(logs([1.01]), good, bad, scale, Policy(), Spent(runs=1))
+    assert j.decision is Decision.GOOD
+
+
+def test_a_step_near_the_cut_asks_for_more():
+    good, bad = logs([1.00, 1.02, 0.98]), logs([1.3, 1.32, 1.28])
+    scale = pol.pooled_scale([good, bad])
+    mid = math.sqrt(1.0 * 1.3)
+    j = pol.judge_step(logs([mid]), good, bad, scale, Policy(), Spent(runs=1))
+    assert j.decision is Decision.MORE and j.more_runs >= 1
+
+
+def test_a_step_still_unclear_when_the_budget_is_spent_is_unclear():
+    good, bad = logs([1.00, 1.02, 0.98]), logs([1.3, 1.32, 1.28])
+    scale = pol.pooled_scale([good, bad])
+    policy = Policy(budget=Budget(seconds_per_commit=10))
+    j = pol.judge_step(logs([1.14]), good, bad, scale, policy, Spent(runs=5, seconds=11))
+    assert j.decision is Decision.UNCLEAR and "10 s" in j.reason
+
+
+def test_far_beyond_bad_on_one_run_is_measured_again():
+    good, bad = logs([1.00, 1.02, 0.98]), logs([1.3, 1.32, 1.28])
+    scale = pol.pooled_scale([good, bad])
+    j = pol.judge_step(logs([3.0]), good, bad, scale, Policy(), Spent(runs=1))
+    assert j.decision is Decision.MORE and "burst" in j.reason
+
+
+def test_a_fixed_threshold_moves_the_cut():
+    good, bad = logs([1.00, 1.01, 0.99]), logs([2.0, 2.02, 1.98])
+    scale = pol.pooled_scale([good, bad])
+    # 1.3x good: beyond the midpoint rule's cut (1.41x)? no; beyond a 1.2x threshold: yes
+    x = logs([1.3, 1.31, 1.29])
+    assert pol.judge_step(x, good, bad, scale, Policy(), Spent()).decision is Decision.GOOD
+    fixed = pol.judge_step(x, good, bad, scale, Policy(), Spent(), cut_offset=math.log(1.2))
+    assert fixed.decision is Decision.BAD
+
+
+def test_endpoints_regressed_unchanged_and_undecided():
+    policy = Policy()
+    thr = math.log(pol.MIN_EFFECT)
+    good = logs([1.0, 1.01, 0.99, 1.0])
+    scale = pol.pooled_scale([good, logs([1.5, 1.51, 1.49, 1.5])])
+    worse = pol.unpaired(good, logs([1.5, 1.51, 1.49, 1.5]), scale)
+    assert pol.judge_endpoints(worse, thr, policy, Spent()).decision is Decision.REGRESSED
+    same = logs([1.0, 1.005, 0.995, 1.0])
+    d = pol.unpaired(good, same, pol.pooled_scale([good, same]))
+    assert pol.judge_endpoints(d, thr, policy, Spent()).decision is Decision.UNCHANGED
+    noisy = Scale(0.3, 6)
+    d = pol.unpaired(good, logs([1.1, 1.1, 1.1, 1.1]), noisy)
+    assert pol.judge_endpoints(d, thr, policy, Spent()).decision is Decision.MORE
+
+
+def test_endpoints_of_a_named_benchmark_that_looks_worse_are_measured_to_the_budget():
+    policy = Policy(budget=Budget(seconds_per_commit=100))
+    thr = math.log(pol.MIN_EFFECT)
+    good, bad = logs([1.0, 1.001, 0.999] * 3), logs([1.004, 1.005, 1.003] * 3)
+    d = pol.unpaired(good, bad, pol.pooled_scale([good, bad]))
+    named = pol.judge_endpoints(d, thr, policy, Spent(seconds=5), named=True)
+    assert named.decision is Decision.MORE
+    spent = pol.judge_endpoints(d, thr, policy, Spent(seconds=150), named=True)
+    assert spent.decision is Decision.UNCHANGED
+    assert pol.judge_endpoints(d, thr, policy, Spent()).decision is Decision.UNCHANGED
+
+
+def test_endpoints_that_cannot_be_told_apart_within_the_budget_are_unclear():
+    policy = Policy(budget=Budget(seconds_per_commit=10))
+    d = pol.unpaired(logs([1.0] * 5), logs([1.08] * 5), Scale(0.4, 8))
+    j = pol.judge_endpoints(d, math.log(1.05), policy, Spent(runs=5, seconds=12))
+    assert j.decision is Decision.UNCLEAR
+    assert "cannot tell" in j.reason and "noise" in j.reason
+
+
+def test_an_improvement_is_not_a_regression_unless_either_direction_counts():
+    d = pol.unpaired(logs([2.0, 2.01, 1.99]), logs([1.0, 1.01, 0.99]), Scale(0.01, 4))
+    thr = math.log(1.05)
+    assert pol.judge_endpoints(d, thr, Policy(), Spent()).decision is Decision.UNCHANGED
+    either = pol.judge_endpoints(d, thr, Policy(), Spent(), worse_is_higher=None)
+    assert either.decision is Decision.REGRESSED
+
+
+@pytest.mark.parametrize(
+    ("culprit", "expected"), [(2.0, Decision.CONFIRMED), (1.0, Decision.REJECTED)]
+)
+def test_confirmation(culprit, expected):
+    rng = random.Random(3)
+    parent = normal(rng, 1.0, 0.02, 10)
+    cul = normal(rng, culprit, 0.02, 10)
+    d = pol.unpaired(parent, cul, pol.pooled_scale([parent, cul]))
+    j = pol.judge_confirm(d, math.log(1.05), Policy(), Spent(), worse_is_higher=True)
+    assert j.decision is expected
+
+
+def test_confirmation_waits_for_its_own_runs():
+    d = pol.unpaired(logs([1.0]), logs([2.0]), Scale(0.01, 10))
+    j = pol.judge_confirm(d, math.log(1.05), Policy(), Spent(), worse_is_higher=True)
+    assert j.decision is Decision.MORE
+
+
+def test_pairs_cancel_a_burst_that_hits_both_runs_of_a_pair():
+    rng = random.Random(4)
+    load = [rng.choice([1.0, 2.5]) for _ in range(12)]  # the machine's load, pair by pair
+    base = [math.log(1.0 * f) + rng.gauss(0, 0.01) for f in load]
+    other = [math.log(1.1 * f) + rng.gauss(0, 0.01) for f in load]
+    v = [o - b for b, o in zip(base, other, strict=True)]
+    d = pol.paired(v, pol.pooled_scale([v]))
+    assert pol.judge_endpoints(d, math.log(1.05), Policy(), Spent()).decision is Decision.REGRESSED
+    loose = pol.unpaired(base, other, pol.pooled_scale([base, other]))
+    assert pol.judge_endpoints(loose, math.log(1.05), Policy(), Spent()).decision is Decision.MORE
+
+
+def test_paired_step_decides_on_blocks():
+    scale = Scale(0.05, 20)
+    assert pol.judge_paired([0.2, 0.25, 0.18], scale, 0.002, Policy(), Spent()).decision is (
+        Decision.BAD
+    )
+    assert pol.judge_paired([-0.2, -0.25], scale, 0.002, Policy(), Spent()).decision is (
+        Decision.GOOD
+    )
+    assert pol.judge_paired([0.01, -0.02], scale, 0.002, Policy(), Spent()).decision is (
+        Decision.MORE
+    )

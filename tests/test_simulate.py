@@ -1,0 +1,160 @@
+"""The simulator: its bisect behaves like git's, and a fast subset of the policy's sweep.
+
+The full sweep is tools/simulate_policy.py (docs/accuracy.md has its table); these are the
+scenarios that must never regress: obvious regressions cost about a plain bisect, noisy ones
+are found, and no wrong culprit is ever confirmed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import subprocess
+
+import pytest
+
+from bisect_tool.git import GitRepo
+from bisect_tool.simulate import (
+    History,
+    Noise,
+    SimRepo,
+    make_history,
+    sha_of,
+    simulate,
+)
+
+
+def oracle_bisect(h: History) -> tuple[str | None, int]:
+    """Bisect the simulated history with exact verdicts; returns (culprit, steps)."""
+    repo = SimRepo(h)
+    with repo.private_worktree(sha_of(h.bad)) as wt:
+        step = wt.bisect_start(sha_of(h.bad), sha_of(0))
+        steps = 0
+        while not step.done:
+            steps += 1
+            i = int(step.next_commit, 16) - 1
+            step = wt.mark("bad" if h.level(i) > 1 else "good", step.next_commit)
+        return step.culprit, steps
+
+
+@pytest.mark.parametrize("shape", ["linear", "merges"])
+@pytest.mark.parametrize("n", [7, 64, 1000])
+def test_sim_bisect_finds_the_culprit_in_log2_steps(shape, n):
+    for seed in range(5):
+        h = make_history(n, shape, random.Random(seed), (2.0,))
+        culprit, steps = oracle_bisect(h)
+        assert culprit == sha_of(next(iter(h.culprits)))
+        assert steps <= math.ceil(math.log2(n)) + (0 if shape == "linear" else 2)
+
+
+def test_sim_bisect_walks_the_same_commits_as_git_bisect(git_repo_factory):
+    """The same merge-heavy graph, bisected by git and by the simulator with the same
+    verdicts, ends at the same commit after a similar number of steps."""
+    h = make_history(40, "merges", random.Random(7), (2.0,))
+    repo = git_repo_factory([])
+    tree = repo.git("hash-object", "-t", "tree", "-w", "/dev/null").strip()
+    sha: dict[int, str] = {}
+    for i, parents in enumerate(h.parents):
+        args = ["commit-tree", tree, "-m", f"commit {i}"]
+        for p in parents:
+            args += ["-p", sha[p]]
+        sha[i] = repo.git(*args).strip()
+    repo.git("update-ref", "refs/heads/main", sha[h.bad])
+    git = GitRepo(repo.path)
+    with git.private_worktree(sha[h.bad]) as wt:
+        step = wt.bisect_start(sha[h.bad], sha[0])
+        git_steps = 0
+        back = {v: k for k, v in sha.items()}
+        while not step.done:
+            git_steps += 1
+            i = back[step.next_commit]
+            step = wt.mark("bad" if h.level(i) > 1 else "good", step.next_commit)
+        git_culprit = back[step.culprit]
+    sim_culprit, sim_steps = oracle_bisect(h)
+    assert sha_of(git_culprit) == sim_culprit
+    assert abs(git_steps - sim_steps) <= 1
+
+
+def test_sim_skipped_commits_leave_candidates():
+    h = make_history(20, "linear", random.Random(1), (2.0,))
+    c = next(iter(h.culprits))
+    h.broken = {c - 1}
+    out, result = simulate(h, Noise(sigma=0.01), seed=1)
+    (o,) = result.bisected
+    if o.culprit is None:  # the skipped commit sat right before the culprit
+        assert sha_of(c) in o.candidates and sha_of(c - 1) in o.candidates
+        assert out.exit_code == 4
+    assert not out.wrong_confirmed
+
+
+SUBSET = [
+    # (N, shape, factors, noise, trials, min right, max mean runs)
+    (32, "linear", (3.0,), Noise(sigma=0.05), 30, 30, 2 * 5 + 6),
+    (256, "merges", (2.0,), Noise(sigma=0.02), 30, 30, 2 * 8 + 6),
+    (1024, "linear", (3.0,), Noise(sigma=0.05), 20, 20, 2 * 10 + 6),
+    (64, "linear", (1.3,), Noise(sigma=0.15), 20, 19, None),
+    (64, "merges", (1.3,), Noise(sigma=0.05, tails=3), 20, 19, None),
+    (64, "linear", (1.5,), Noise(sigma=0.1, bursts=0.2), 20, 18, None),
+    (64, "linear", (1.5, 2.0), Noise(sigma=0.05), 20, 20, None),
+    (64, "linear", (2.0,), Noise(sigma=0.05, within=0.03, per_run=10), 20, 20, None),
+]
+
+
+@pytest.mark.parametrize(("n", "shape", "factors", "noise", "trials", "right", "runs"), SUBSET)
+def test_policy_subset(n, shape, factors, noise, trials, right, runs):
+    got, wrong, total_runs = 0, 0, 0
+    for t in range(trials):
+        h = make_history(n, shape, random.Random(1000 + t), factors)
+        out, _ = simulate(h, noise, seed=1000 + t)
+        got += out.right
+        wrong += out.wrong_confirmed
+        total_runs += out.runs
+    assert wrong == 0
+    assert got >= right
+    if runs is not None:
+        assert total_runs / trials <= runs
+
+
+def test_no_regression_is_found_when_there_is_none():
+    h = make_history(64, "linear", random.Random(5), (1.0,))
+    out, result = simulate(h, Noise(sigma=0.05), seed=5)
+    assert out.exit_code == 3 and not result.bisected
+
+
+def test_too_noisy_to_tell_is_inconclusive_not_a_culprit():
+    from bisect_tool.policy import Budget, Policy
+
+    h = make_history(64, "linear", random.Random(6), (1.08,))
+    policy = Policy(budget=Budget(runs_per_commit=12))
+    out, result = simulate(h, Noise(sigma=0.4), seed=6, policy=policy)
+    assert out.exit_code == 5
+    assert result.inconclusive and "cannot tell" in result.inconclusive[0].reason
+
+
+def test_simulator_is_deterministic():
+    h = make_history(128, "merges", random.Random(9), (1.3,))
+    a, _ = simulate(h, Noise(sigma=0.1), seed=9)
+    b, _ = simulate(h, Noise(sigma=0.1), seed=9)
+    assert a == b
+
+
+def test_simulate_policy_tool_runs(tmp_path):
+    out = subprocess.run(
+        [
+            "python",
+            "tools/simulate_policy.py",
+            "--quick",
+            "--trials",
+            "2",
+            "--jobs",
+            "1",
+            "--markdown",
+            str(tmp_path / "t.md"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "wrong+confirmed" in out.stdout
+    assert "simulated bisects" in (tmp_path / "t.md").read_text()
