@@ -55,7 +55,7 @@ class Policy:
     """The constants of the policy, chosen with the simulator (tools/simulate_policy.py)."""
 
     alpha_endpoints: float = 0.001  # one-sided, per look
-    alpha_step: float = 0.002  # one-sided, per look
+    alpha_step: float = 0.01  # one-sided, per look (the confirmation guards the answer)
     alpha_confirm: float = 0.0005  # one-sided, per look
     min_reference_runs: int = 3  # per endpoint, before any endpoint verdict
     min_confirm_runs: int = 2  # fresh, interleaved runs of culprit and parent each
