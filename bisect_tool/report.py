@@ -128,11 +128,16 @@ def runs_lines(result: SessionResult) -> list[str]:
         roles[key] += n
     where = ", ".join(f"{k} {v}" for k, v in roles.items() if v)
     per = sorted(acc.runs.values())
+    load = (
+        f" Load average while measuring: {min(acc.load):.2f} to {max(acc.load):.2f}."
+        if acc.load
+        else ""
+    )
     return [
         f"Runs: {acc.total_runs} benchmark runs ({where}) at {len(acc.runs)} commits, "
         f"{per[len(per) // 2]} per commit (median), {acc.total_seconds:.1f} s measuring; "
         f"a plain git bisect run with a hand-picked threshold needs {result.plain_bisect_runs} "
-        f"(ceil(log2 N) + 1)."
+        f"(ceil(log2 N) + 1).{load}"
     ]
 
 

@@ -1,0 +1,82 @@
+"""What the sequential policy means for a user at the command line: runs, exit 5, cputime."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from test_cli import cmd_bisect, make_history
+
+NOISY_BENCH = """import pathlib, random
+cost = float(pathlib.Path("cost.txt").read_text())
+print(f"took {cost * random.lognormvariate(0, 0.6):.5f}")
+"""
+
+BUSY_BENCH = """import pathlib
+n = int(float(pathlib.Path("cost.txt").read_text()) * 200_000)
+x = 0
+for i in range(n):
+    x += i * i
+"""
+
+
+def test_an_obvious_regression_costs_about_a_plain_bisect(tmp_path):
+    repo = tmp_path / "proj"
+    shas = make_history(repo, [1.0] * 20 + [3.0] * 12)
+    out = tmp_path / "r.json"
+    res = cmd_bisect(repo, tmp_path, shas[0], "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    assert data["culprits"][0]["sha"] == shas[20]
+    runs = data["runs"]
+    assert runs["plain_bisect"] == data["log2_bound"] + 1
+    assert sum(runs["per_commit"].values()) == runs["total"]
+    # 3 runs per endpoint, one per step, two each for the culprit and its parent
+    assert runs["total"] <= 2 * data["log2_bound"] + 6
+    assert "benchmark runs" in res.stdout and "plain git bisect run" in res.stdout
+
+
+def test_too_noisy_to_tell_exits_5_with_the_noise_and_advice(tmp_path):
+    repo = tmp_path / "proj"
+    shas = make_history(repo, [1.0] * 4 + [1.1] * 4, bench=NOISY_BENCH)
+    out = tmp_path / "r.json"
+    res = cmd_bisect(repo, tmp_path, shas[0], "--json", str(out), "--max-runs-per-commit", "8")
+    assert res.returncode == 5, res.stdout + res.stderr
+    assert "INCONCLUSIVE" in res.stdout and "too noisy" in res.stdout
+    assert "--metric cputime" in res.stdout
+    data = json.loads(out.read_text())
+    (ep,) = data["endpoints"]
+    assert ep["status"] == "inconclusive" and not ep["regressed"]
+    assert ep["noise"]["per_run"] > 0.3
+    assert data["culprits"] == []
+
+
+def test_cputime_metric_finds_a_cpu_bound_regression(tmp_path):
+    repo = tmp_path / "proj"
+    shas = make_history(repo, [1.0] * 5 + [2.0] * 5, bench=BUSY_BENCH)
+    out = tmp_path / "r.json"
+    res = cmd_bisect(repo, tmp_path, shas[0], "--json", str(out), metric="cputime")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    assert data["culprits"][0]["sha"] == shas[5]
+    assert data["endpoints"][0]["unit"] == "seconds"
+
+
+def test_budget_options_are_validated(tmp_path):
+    repo = tmp_path / "proj"
+    shas = make_history(repo, [1.0, 2.0])
+    res = cmd_bisect(repo, tmp_path, shas[0], "--max-runs-per-commit", "1")
+    assert res.returncode == 2
+    assert "max-runs-per-commit" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_help_explains_the_budget_and_exit_5():
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "bisect_tool", "--help"], capture_output=True, text=True
+    ).stdout
+    assert "--max-time-per-commit" in out and "5 inconclusive" in " ".join(out.split())
+    assert Path(sys.executable).exists()
