@@ -12,8 +12,6 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from scipy import stats as sps
-
 from . import policy as pol
 from .measure import Event, Measurer
 from .policy import Decision, Judgement, Policy, Scale, Spent
@@ -362,7 +360,13 @@ class Judge:
             scale = pol.pooled_scale([v])
             if scale.known and scale.df >= 4:
                 return pol.paired(v, scale)
-        return pol.unpaired(base, other, self.scale(name))
+        scale = self.scale(name)
+        # the pairs' own spread, when it is larger: a burst of load that hit some of these runs
+        # and not others shows there, while the session's pooled noise knows nothing of it
+        local = pol.pooled_scale([base_pairs, other_pairs])
+        if local.known and scale.known and local.sigma > scale.sigma:
+            scale = Scale(local.sigma, scale.df)
+        return pol.unpaired(base, other, scale)
 
     def _logs_from(self, sha: str, name: str, start: int) -> list[float]:
         vals = self.m.runs(sha, name)[start:]
@@ -395,6 +399,8 @@ class Judge:
         se = scale.sigma * math.sqrt(1 / len(a) + 1 / len(b))
         q = pol.t_quantile(0.025, scale.df)
         if se > 0:
+            from scipy import stats as sps  # on first use: importing it takes a second
+
             t = diff / se
             worse = t if self.worse_high.get(name, True) else -t
             p = (

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 
-from scipy import stats as sps
-
 MIN_EFFECT = 1.05  # below a 5% change the endpoints are not called a regression
 _MAD_PAIR = 0.9538725524  # median |X1 - X2| of two standard normals: sqrt(2) * 0.6745
 _CLIP = 3.5  # residuals beyond this many robust scales are clipped before the variance
@@ -181,6 +179,8 @@ def location(xs: Sequence[float], scale: Scale) -> float:
 @lru_cache(maxsize=4096)
 def t_quantile(alpha: float, df: int) -> float:
     """The one-sided critical value of Student's t: P(T > q) = alpha."""
+    from scipy import stats as sps  # on first use: importing it takes a second
+
     return float(sps.t.isf(alpha, max(1, df)))
 
 

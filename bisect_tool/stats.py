@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
-from scipy import stats as sps
 
 DEFAULT_ALPHA = 0.01
 DEFAULT_MIN_EFFECT = 1.05  # below a 5% change between endpoints we do not call it a regression
@@ -63,6 +62,8 @@ def rank_test(a: Sequence[float], b: Sequence[float]) -> float:
     xb = np.asarray(b, dtype=float)
     if np.all(xa == xa[0]) and np.all(xb == xb[0]):
         return 1.0 if xa[0] == xb[0] else _min_exact_p(len(a), len(b))
+    from scipy import stats as sps  # on first use: importing it takes a second
+
     p = float(sps.mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
     return 1.0 if math.isnan(p) else p
 
@@ -90,6 +91,8 @@ def ratio_interval(
         my = np.median(y, axis=axis)
         with np.errstate(divide="ignore", invalid="ignore"):
             return my / mx
+
+    from scipy import stats as sps  # on first use: importing it takes a second
 
     res = sps.bootstrap(
         (xa, xb),
