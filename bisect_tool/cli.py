@@ -87,6 +87,14 @@ class BisectRunStep(click.Command):
             sys.exit(CHECK_ABORT)
 
 
+def _note(verbosity: int) -> Callable[[str], None]:
+    def echo(message: str) -> None:
+        if verbosity >= 0:
+            click.echo(f"smbisect: {message}", err=True)
+
+    return echo
+
+
 def _echo_event(verbosity: int) -> Callable[[Event], None]:
     def echo(event: Event) -> None:
         if verbosity < 0 and event.kind not in ("error",):
@@ -104,7 +112,7 @@ class RunnerChoice:
 
     cmd: str | None = None
     metric: str = "time"
-    config: str = "asv.conf.json"
+    config: str | None = None  # None: find the asv config as asv_config.find_config does
     suite_rev: str = "HEAD"
     python: str = "same"
     timeout: float = 600.0
@@ -135,7 +143,11 @@ def check_outputs(*paths: str | None) -> None:
 
 
 def build_runner(
-    repo: GitRepo, choice: RunnerChoice, bench: tuple[str, ...], scratch: Path
+    repo: GitRepo,
+    choice: RunnerChoice,
+    bench: tuple[str, ...],
+    scratch: Path,
+    note: Callable[[str], None] | None = None,
 ) -> Runner:
     if choice.cmd is not None and bench:
         raise UsageError("--bench selects asv benchmarks; it cannot be combined with --cmd")
@@ -150,7 +162,7 @@ def build_runner(
         timeout=choice.timeout,
         export_results=choice.asv_results,
     )
-    return AsvRunner(repo, settings, scratch)
+    return AsvRunner(repo, settings, scratch, note)
 
 
 def open_store(repo: GitRepo, cache_dir: str | None, no_cache: bool) -> MeasurementStore:
@@ -186,7 +198,7 @@ def bisect(
     check_outputs(json_path, report_path, html_path)
     repo = choice.open_repo(repo_path)
     resolve_range(repo, good, bad)  # fail fast, before an asv suite is discovered
-    runner = build_runner(repo, choice, bench, scratch)
+    runner = build_runner(repo, choice, bench, scratch, _note(verbosity))
     budget = Budget(max_time_per_commit, max_time, max_runs_per_commit)
     options = BisectOptions(
         good=good,
@@ -201,7 +213,9 @@ def bisect(
     result = session.run()
     if verbosity >= 0:
         click.echo(report.terminal_report(result))
-    written = report.write_outputs(result, json_path, report_path, html_path)
+    from . import outputs  # matplotlib is imported only when files are written
+
+    written = outputs.write_outputs(result, json_path, report_path, html_path)
     if verbosity >= 0:
         for kind, path in written:
             click.echo(f"{kind} written to {path} (file://{Path(path).resolve()})")
@@ -246,18 +260,23 @@ def runner_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--metric",
-            type=click.Choice(["time", "cputime", "stdout"]),
+            type=click.Choice(["time", "cputime", "stdout", "instructions", "cycles"]),
             default="time",
             show_default=True,
             help="With --cmd: its wall time; its process tree's user+system CPU time "
-            "(far less sensitive to other work on the machine, for CPU-bound commands); or "
-            "the last number it prints.",
+            "(far less sensitive to other work on the machine, for CPU-bound commands); "
+            "the last number it prints; or, under valgrind (apt-get install valgrind), the "
+            "instructions its process tree executes, or estimated cycles (instructions plus "
+            "weighted cache misses and branch mispredictions): the same count on a loaded "
+            "machine, so one run per commit decides. Sleeps, I/O and lock waits do not count "
+            "(docs/instructions.md).",
         ),
         click.option(
             "--config",
-            default="asv.conf.json",
-            show_default=True,
-            help="asv config file, relative to the repository root.",
+            metavar="PATH",
+            help="asv config file (or its directory), relative to the current directory or "
+            "the repository root. Default: the one in the current directory or the root, or "
+            "the only asv.conf.json in a subdirectory (benchmarks/, asv_bench/).",
         ),
         click.option(
             "--suite-rev",
@@ -272,8 +291,9 @@ def runner_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             metavar="PYTHON",
             help="asv environment: 'same' (this interpreter, the commit's code on "
-            "PYTHONPATH), a path to another python, or 'virtualenv' to let asv "
-            "build every commit.",
+            "PYTHONPATH: flat, src/ or repo_subdir layouts), a path to another python, "
+            "'virtualenv' to let asv build every commit, or 'config' for the config's own "
+            "environment_type (conda, rattler, ...) through asv.",
         ),
         click.option(
             "--timeout",
@@ -563,7 +583,7 @@ def check(rev: str, good: str, samples: int, quiet: int, **kw: Any) -> None:
             # inside `git bisect run` HEAD moves at every step; the suite must not
             suite = replace(choice, suite_rev="refs/bisect/bad")
         with tempfile.TemporaryDirectory(prefix="smbisect-check-") as tmp:
-            runner = build_runner(repo, suite, kw["bench"], Path(tmp))
+            runner = build_runner(repo, suite, kw["bench"], Path(tmp), _note(-quiet))
             store = open_store(repo, kw["cache_dir"], kw["no_cache"])
             result = check_commit(
                 repo,
@@ -652,10 +672,10 @@ def compare(
         base_sha = repo.resolve(base, "BASE")
         head_sha = repo.resolve(head, "HEAD")
         with tempfile.TemporaryDirectory(prefix="smbisect-compare-") as tmp:
-            runner = build_runner(repo, choice, kw["bench"], Path(tmp))
+            runner = build_runner(repo, choice, kw["bench"], Path(tmp), _note(-quiet))
             assert isinstance(runner, AsvRunner)
             if from_results:
-                where = runner.export_dir or repo.root / ".asv" / "results"
+                where = runner.export_dir or runner.results_home
                 measured = comparing.load_stored(where, runner.machine, base_sha, head_sha)
                 if measured is None:
                     raise UsageError(

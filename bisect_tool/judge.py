@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import policy as pol
+from .instructions import is_deterministic, min_effect
 from .measure import Event, Measurer
 from .policy import Decision, Judgement, Policy, Scale, Spent
 from .runners import BenchmarkSpec
@@ -51,6 +52,7 @@ class Judge:
         self.ref_from: dict[tuple[str, str], int] = {}  # runs before this index are stale
         self.log_scale: dict[str, bool] = {}
         self.worse_high: dict[str, bool] = {}
+        self.units: dict[str, str] = {}
         self.notes: dict[str, list[str]] = {}  # what happened while measuring, per benchmark
         self.blocks: dict[tuple[str, str], list[float]] = {}  # (sha, name) -> u of each block
 
@@ -93,6 +95,10 @@ class Judge:
         if self.log_scale.get(name, True):
             if self.delta is not None and g > 0:
                 return math.log((g + self.delta) / g)
+            if self.factor is None and is_deterministic(self.units.get(name, "")):
+                # a count that repeats to 1e-6 needs no 5% floor against timing noise: the
+                # floor follows the spread measured (docs/instructions.md)
+                return math.log(min_effect(self.scale(name).sigma))
             return math.log(self.factor or pol.MIN_EFFECT)
         if self.delta is not None:
             return self.delta
@@ -125,6 +131,7 @@ class Judge:
         """Measure good and bad, interleaved, until each benchmark's verdict is decided."""
         names = [s.name for s in specs]
         by_name = {s.name: s for s in specs}
+        self.units.update({s.name: s.unit for s in specs})
         start = {(sha, n): len(self.m.runs(sha, n)) for sha in (self.good, self.bad) for n in names}
         first = self.policy.min_reference_runs
         for k in range(1, first + 1):
@@ -150,7 +157,8 @@ class Judge:
                     self.policy,
                     self.spent(self.good, self.bad),
                     spec.worse_is_higher,
-                    named,
+                    # a count that never varies gains nothing from measuring to the budget
+                    named and not is_deterministic(spec.unit),
                 )
                 if j.decision is Decision.MORE:
                     more = max(more, j.more_runs)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
 from . import stats
-from .errors import EnvironmentProblem
 from .git import clean_text
 from .session import BenchmarkOutcome, CheckResult, Event, SessionResult
 from .stats import Verdict
@@ -400,47 +399,6 @@ def write_json(result: SessionResult, path: Path) -> None:
     path.write_text(
         json.dumps(_finite(to_json(result)), indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
-
-
-def write_outputs(
-    result: SessionResult,
-    json_path: str | None,
-    report_path: str | None,
-    html_path: str | None,
-) -> list[tuple[str, str]]:
-    """Write the requested files; return (kind, path) for each, to be shown to the user.
-
-    The JSON comes first: it is the whole result, and the cheapest to write. A format that
-    cannot be written does not stop the others; afterwards one error names what failed and
-    what was written.
-    """
-    from .html_report import write_html, write_markdown_with_plots
-
-    writers: list[tuple[str, str | None, Callable[[SessionResult, Path], object]]] = [
-        ("JSON", json_path, write_json),
-        ("Markdown report", report_path, write_markdown_with_plots),
-        ("HTML report", html_path, write_html),
-    ]
-    written: list[tuple[str, str]] = []
-    failed: list[str] = []
-    for kind, path, write in writers:
-        if not path:
-            continue
-        try:
-            write(result, Path(path))
-        except Exception as exc:  # one format's failure must not cost the others
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            failed.append(f"the {kind} to {path} ({type(exc).__name__}: {clean_text(reason)})")
-        else:
-            written.append((kind, path))
-    if failed:
-        done = ", ".join(f"the {kind} to {path}" for kind, path in written)
-        raise EnvironmentProblem(
-            "cannot write the report: could not write "
-            + "; ".join(failed)
-            + (f"; wrote {done}" if done else "")
-        )
-    return written
 
 
 def check_table(result: CheckResult) -> str:

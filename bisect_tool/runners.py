@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 import os
+import posixpath
 import re
 import resource
 import shlex
@@ -20,13 +21,20 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import instructions
+from .asv_config import (
+    build_reason_at,
+    check_environment_type,
+    find_config,
+    import_roots,
+    tracked_files,
+)
 from .asv_results import export_run
 from .errors import EnvironmentProblem, MeasurementFailed, UsageError
 from .git import GitRepo
@@ -152,6 +160,9 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+COMMAND_METRICS = ("time", "cputime", "stdout", *instructions.METRICS)
+
+
 class CommandRunner:
     """Runs a user's command in the commit's worktree; each round is a separate process."""
 
@@ -168,23 +179,45 @@ class CommandRunner:
             raise UsageError(f"--cmd cannot be split into arguments: {exc}") from None
         if not self.argv:
             raise UsageError("--cmd is empty")
-        if metric not in ("time", "cputime", "stdout"):
-            raise UsageError(f"--metric must be time, cputime or stdout, not {metric!r}")
+        if metric not in COMMAND_METRICS:
+            raise UsageError(
+                f"--metric must be one of {', '.join(COMMAND_METRICS)}, not {metric!r}"
+            )
+        counting = metric in instructions.METRICS
+        if counting and higher_is_better:
+            raise UsageError(f"--higher-is-better does not apply to --metric {metric}")
         self.command = command
         self.metric = metric
         self.timeout = timeout
         self.higher_is_better = higher_is_better
         self.machine = machine_name()
-        self.settings_key = _digest("cmd", self.argv, metric, timeout)
+        if counting:
+            # one clear line (exit 1) before anything is measured when valgrind is missing
+            valgrind = instructions.find_valgrind(metric)
+            counted_with = instructions.settings_key(metric, valgrind, os.environ)
+            self.settings_key = _digest("cmd", self.argv, metric, timeout, counted_with)
+        else:
+            self.settings_key = _digest("cmd", self.argv, metric, timeout)
 
     def list_benchmarks(self) -> list[BenchmarkSpec]:
+        if self.metric in instructions.METRICS:
+            return [BenchmarkSpec(self.command, self.metric, True, 1, "command")]
         unit = "seconds" if self.metric in ("time", "cputime") else "value"
         return [BenchmarkSpec(self.command, unit, not self.higher_is_better, 1, "command")]
+
+    def _run(self, worktree: Path) -> tuple[ProcessResult, float | None]:
+        """One run; with a counting metric, under valgrind, with its count."""
+        if self.metric not in instructions.METRICS:
+            return run_process(self.argv, worktree, self.timeout), None
+        start = time.perf_counter()
+        counts, code, out, err = instructions.count(self.argv, worktree, self.metric, self.timeout)
+        res = ProcessResult(code, out, err, time.perf_counter() - start)
+        return res, counts.value(self.metric)
 
     def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
         samples: list[float] = []
         for _ in range(rounds):
-            res = run_process(self.argv, worktree, self.timeout)
+            res, counted = self._run(worktree)
             if res.returncode == SKIP_EXIT_CODE:
                 raise MeasurementFailed("command exited 125 (skip this commit)", _tail(res.stderr))
             if res.returncode != 0:
@@ -193,7 +226,9 @@ class CommandRunner:
                 raise MeasurementFailed(
                     f"command exited {res.returncode}: {last}".rstrip(": "), detail
                 )
-            if self.metric == "time":
+            if counted is not None:
+                samples.append(counted)
+            elif self.metric == "time":
                 samples.append(res.seconds)
             elif self.metric == "cputime":
                 samples.append(res.cpu_seconds)
@@ -211,14 +246,21 @@ class CommandRunner:
 class AsvSettings:
     """How asv is driven: which suite revision, which Python, how many repeats per round."""
 
-    config: str = "asv.conf.json"
+    # the asv config; None finds it (the root's, the current directory's, or the only one)
+    config: str | None = None
     suite_rev: str = "HEAD"
-    python: str = "same"  # "same", a path to a python, or "virtualenv" to build each commit
+    # "same", a path to a python, "virtualenv" to let asv build each commit, or "config" for
+    # the config's own environment_type (conda, rattler, ...) through asv
+    python: str = "same"
     repeat: int = 5
     timeout: float = 600.0
     # where measurements are also written in asv's format: "auto" is the config's results_dir
-    # in the repository, None disables it, anything else is a directory path
+    # (resolved against the config's directory, as asv does), None disables it, anything else
+    # is a directory path
     export_results: str | None = "auto"
+
+
+BUILD_MODES = ("virtualenv", "config")  # asv builds and installs every commit
 
 
 class AsvRunner:
@@ -226,51 +268,64 @@ class AsvRunner:
 
     The suite (benchmark_dir) and the config come from one fixed revision and are exported to a
     scratch directory; the project code is the worktree's commit, made importable through
-    PYTHONPATH (existing environment) or built by asv itself (virtualenv mode).
+    PYTHONPATH (existing environment) or built by asv itself (virtualenv / config modes).
+    The config is found and read as asv reads it (see asv_config), so suites kept in a
+    subdirectory with `"repo": ".."` (numpy, pandas, xarray) work as they are.
     """
 
-    def __init__(self, repo: GitRepo, settings: AsvSettings, scratch: Path) -> None:
+    def __init__(
+        self,
+        repo: GitRepo,
+        settings: AsvSettings,
+        scratch: Path,
+        note: Callable[[str], None] | None = None,
+    ) -> None:
         self.repo = repo
         self.settings = settings
         self.scratch = scratch
+        self.note = note or (lambda _message: None)
         scratch.mkdir(parents=True, exist_ok=True)
         self.suite_sha = repo.resolve(settings.suite_rev, "--suite-rev")
-        raw = repo.read_file_at(self.suite_sha, settings.config)
-        if raw is None:
-            local = repo.root / settings.config
-            if not local.is_file():
-                raise UsageError(
-                    f"no asv config {settings.config!r} in {repo.root} at {settings.suite_rev} "
-                    "(use --config, or --cmd for a plain command)"
-                )
-            raw = local.read_text()
-        self.conf = _load_asv_json(raw, settings.config)
-        bench_dir = str(self.conf.get("benchmark_dir", "benchmarks"))
+        files = tracked_files(repo, self.suite_sha)
+        self.config = find_config(
+            repo, self.suite_sha, settings.suite_rev, settings.config, files=files
+        )
+        self.conf: dict[str, Any] = self.config.data
+        root = repo.root
+        self.builds = settings.python in BUILD_MODES
+        self.repo_subdir = str(self.config.setting("repo_subdir") or "").strip("/")
+        if settings.python == "config":
+            check_environment_type(self.config.setting("environment_type"), self.config.rel_path)
+        self._build_reasons: dict[str, str | None] = {}
+        if not self.builds:
+            reason = build_reason_at(repo, self.suite_sha, self.repo_subdir, files)
+            self._build_reasons[self.suite_sha] = reason
+            if reason:
+                raise UsageError(_needs_build(reason, settings.suite_rev, settings.python))
         self.suite_dir = scratch / "suite"
-        if not repo.export_tree(self.suite_sha, bench_dir, self.suite_dir / bench_dir):
-            local_dir = repo.root / bench_dir
-            if not local_dir.is_dir():
-                raise UsageError(
-                    f"asv benchmark_dir {bench_dir!r} not found at {settings.suite_rev}"
-                )
-            _copy_tree(local_dir, self.suite_dir / bench_dir)
+        bench_dest = self._export_suite(files)
         self.results_dir = scratch / "results"
         self.conf_path = scratch / "asv.conf.json"
         conf = dict(self.conf)
+        env_dir = self.config.absolute(root, "env_dir") if self.builds else scratch / "env"
         conf.update(
-            repo=str(repo.root),
-            benchmark_dir=str(self.suite_dir / bench_dir),
+            repo=str(root),
+            benchmark_dir=str(bench_dest),
             results_dir=str(self.results_dir),
             html_dir=str(scratch / "html"),
-            env_dir=str(scratch / "env"),
+            env_dir=str(env_dir),
         )
+        if settings.python == "config":
+            self._export_environment_file(conf, files)
         self.conf_path.write_text(json.dumps(conf, indent=2))
         self.machine = self._ensure_machine()
+        self.results_home = self.config.absolute(root, "results_dir")
         self.export_dir: Path | None = None
         if settings.export_results == "auto":
-            self.export_dir = repo.root / str(self.conf.get("results_dir", "results"))
+            self.export_dir = self.results_home
         elif settings.export_results:
             self.export_dir = Path(settings.export_results).resolve()
+        self.note(self._config_note(bench_dest))
         self.settings_key = _digest(
             "asv",
             self.suite_sha,
@@ -278,10 +333,83 @@ class AsvRunner:
             settings.repeat,
             settings.timeout,
             sys.executable,
-            conf,
+            self.config.rel_path,
+            self.conf,
             _tree_digest(self.suite_dir),
         )
         self._specs: list[BenchmarkSpec] | None = None
+
+    # -- the suite and the config ------------------------------------------------------------
+
+    def _export_suite(self, files: list[str]) -> Path:
+        """Copy benchmark_dir at the suite revision (or, untracked, from disk) to the scratch
+        directory, under its own name: asv imports the suite as a package of that name."""
+        root = self.repo.root
+        value = str(self.config.setting("benchmark_dir"))
+        rel = self.config.repo_relative(root, "benchmark_dir")
+        local = self.config.absolute(root, "benchmark_dir")
+        dest = self.suite_dir / (local.name or "benchmarks")
+        exported = bool(rel) and self.repo.export_tree(self.suite_sha, str(rel), dest)
+        if not exported:
+            if not local.is_dir():
+                shown = f" ({rel})" if rel and rel != value else ""
+                raise UsageError(
+                    f"asv benchmark_dir {value!r}{shown} of {self.config.rel_path} not found "
+                    f"at {self.settings.suite_rev}"
+                )
+            _copy_tree(local, dest)
+        if not (dest / "__init__.py").is_file():
+            # asv requires it ("No __init__.py file in ..."); the copy gets an empty one
+            (dest / "__init__.py").write_text("")
+            self.note(
+                f"asv benchmark_dir {rel or value} has no __init__.py, which asv requires; "
+                "smbisect's copy of the suite gets an empty one"
+            )
+        return dest
+
+    def _export_environment_file(self, conf: dict[str, Any], files: list[str]) -> None:
+        """conda/rattler read conda_environment_file (default environment.yml) relative to
+        the config's directory; give asv its copy from the suite revision."""
+        value = self.config.setting("conda_environment_file")
+        if value == "IGNORE":
+            return
+        rel = posixpath.normpath(posixpath.join(self.config.conf_dir, value or "environment.yml"))
+        text = self.repo.read_file_at(self.suite_sha, rel) if rel in files else None
+        if text is None and (self.repo.root / rel).is_file():
+            text = (self.repo.root / rel).read_text()
+        if text is None:
+            return
+        target = self.scratch / posixpath.basename(rel)
+        target.write_text(text)
+        if value:
+            conf["conda_environment_file"] = str(target)
+
+    def _config_note(self, bench_dest: Path) -> str:
+        root = self.repo.root
+        bench = self.config.repo_relative(root, "benchmark_dir")
+        parts = [f"asv config {self.config.describe()}"]
+        parts.append(f"benchmarks {bench if bench is not None else bench_dest}")
+        if self.export_dir is not None:
+            shown = self.export_dir
+            with contextlib.suppress(ValueError):
+                shown = self.export_dir.relative_to(root)
+            parts.append(f"results into {shown}")
+        repo_value = str(self.config.setting("repo"))
+        if not re.search(r"://|^[\w.-]+@", repo_value):
+            repo_at = self.config.absolute(root, "repo")
+            if repo_at != root:
+                parts.append(f"its repo {repo_value!r} is not {root}; bisecting {root}")
+        if self.repo_subdir:
+            parts.append(f"project in {self.repo_subdir}/")
+        if self.settings.python == "config":
+            parts.append(f"environment_type {self.config.setting('environment_type')}")
+        return "; ".join(parts)
+
+    def build_reason(self, commit: str) -> str | None:
+        """Why this commit's code cannot run from its source tree (cached per commit)."""
+        if commit not in self._build_reasons:
+            self._build_reasons[commit] = build_reason_at(self.repo, commit, self.repo_subdir)
+        return self._build_reasons[commit]
 
     # -- asv plumbing ------------------------------------------------------------------------
 
@@ -299,6 +427,8 @@ class AsvRunner:
         py = self.settings.python
         if py == "virtualenv":
             return ["-E", "virtualenv"]
+        if py == "config":
+            return []  # the config's own environment_type, pythons and matrix
         return ["-E", f"existing:{sys.executable if py == 'same' else py}"]
 
     def _ensure_machine(self) -> str:
@@ -317,15 +447,18 @@ class AsvRunner:
                 )
         return name
 
-    def _run_env(self, worktree: Path) -> dict[str, str]:
+    def _run_env(self, worktree: Path | None) -> dict[str, str]:
+        """The commit's code first on the import path (--python same / PATH); in the build
+        modes asv's environment holds the built commit and nothing may shadow it."""
         env = dict(os.environ)
-        paths = [str(worktree)]
-        if (worktree / "src").is_dir():
-            paths.append(str(worktree / "src"))
-        joined = os.pathsep.join(paths)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in anyone's tree
+        env.pop("ASV_PYTHONPATH", None)
+        if worktree is None or self.builds:
+            env.pop("PYTHONPATH", None)
+            return env
+        joined = os.pathsep.join(str(p) for p in import_roots(worktree, self.repo_subdir))
         env["PYTHONPATH"] = joined
         env["ASV_PYTHONPATH"] = joined
-        env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in anyone's tree
         return env
 
     # -- Runner interface --------------------------------------------------------------------
@@ -333,36 +466,22 @@ class AsvRunner:
     def list_benchmarks(self) -> list[BenchmarkSpec]:
         if self._specs is not None:
             return self._specs
-        args = [
-            "run",
-            "--bench",
-            "just-discover",
-            *self._env_args(),
-            "--set-commit-hash",
-            self.suite_sha,
-            "--machine",
-            self.machine,
-        ]
-        if self.settings.python == "virtualenv":
-            args = [
-                "run",
-                "--bench",
-                "just-discover",
-                f"{self.suite_sha}^!",
-                "-E",
-                "virtualenv",
-                "--machine",
-                self.machine,
-            ]
-        source = self.scratch / "suite-source"
-        if not source.is_dir():
-            self.repo.export_commit(self.suite_sha, source)
-        env = self._run_env(source)
+        if self.builds:
+            target = [f"{self.suite_sha}^!", *self._env_args()]
+            env = self._run_env(None)
+        else:
+            target = [*self._env_args(), "--set-commit-hash", self.suite_sha]
+            source = self.scratch / "suite-source"
+            if not source.is_dir():
+                self.repo.export_commit(self.suite_sha, source)
+            env = self._run_env(source)  # the suite revision's code, as at every step
+        args = ["run", "--bench", "just-discover", *target, "--machine", self.machine]
         res = self._asv(args, self.scratch, env, timeout=self.settings.timeout)
         bench_file = self.results_dir / "benchmarks.json"
         if res.returncode != 0 or not bench_file.is_file():
             raise EnvironmentProblem(
-                f"asv could not discover the benchmarks: {_tail(res.stdout + res.stderr, 1)}"
+                "asv could not discover the benchmarks: "
+                f"{_last_error_line(res.stdout + res.stderr) or 'no output'}"
             )
         self._specs = _specs_from_benchmarks_json(
             json.loads(bench_file.read_text()), self.settings.repeat
@@ -372,6 +491,13 @@ class AsvRunner:
     def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
         """One asv run with `rounds` rounds; or, for track_/peakmem_ benchmarks, one asv run per
         round, because asv keeps a single value (the last round's) for those."""
+        if not self.builds:
+            reason = self.build_reason(commit)
+            if reason:
+                raise MeasurementFailed(
+                    f"{commit[:10]} needs a build ({reason}); "
+                    f"--python {self.settings.python} cannot run it: use --python virtualenv"
+                )
         per_round = {s.name: s.samples_per_round for s in self.list_benchmarks()}
         if all(per_round.get(n, 1) > 1 for n in names):
             return self._run_once(worktree, commit, names, rounds)
@@ -402,8 +528,8 @@ class AsvRunner:
             "-a",
             f"timeout={self.settings.timeout:g}",
         ]
-        if self.settings.python == "virtualenv":
-            target = [f"{commit}^!", "-E", "virtualenv"]
+        if self.builds:
+            target = [f"{commit}^!", *self._env_args()]
         else:
             target = [*self._env_args(), "--set-commit-hash", commit]
         args = [
@@ -498,20 +624,12 @@ def _last_error_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def _load_asv_json(raw: str, name: str) -> dict[str, object]:
-    """asv.conf.json allows // comments; strip them the way asv does before parsing."""
-    from asv import util as asv_util
-
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as tmp:
-        tmp.write(raw)
-        tmp.flush()
-        try:
-            data = asv_util.load_json(tmp.name, js_comments=True)
-        except Exception as exc:  # asv raises its own UserError types for bad JSON
-            raise UsageError(f"cannot read asv config {name}: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"asv config {name} is not a JSON object")
-    return data
+def _needs_build(reason: str, rev: str, python: str) -> str:
+    return (
+        f"the project needs a build at {rev} ({reason}): --python {python} would run stale "
+        "installed code or none; use --python virtualenv (asv builds every commit) or "
+        "--python config"
+    )
 
 
 def _tree_digest(root: Path) -> str:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ruff: noqa: UP031, E501  (a replay script kept as it was run for docs/real-projects.md)
 """Replay a real performance regression with smbisect and with a plain `git bisect run`.
 
     python tools/replay_real.py --repo /tmp/real/pygments --good c11709cff --bad 57dc606c3 \
@@ -30,7 +31,7 @@ import sys
 import tempfile
 import time
 
-WRAPPER = r'''#!/usr/bin/env python3
+WRAPPER = r"""#!/usr/bin/env python3
 import re, subprocess, sys
 CMD = %(cmd)r
 THRESHOLD = %(threshold)r
@@ -50,7 +51,7 @@ else:
 with open(LOG, "a") as f:
     f.write("%%s %%s %%d\n" %% (head, value, code))
 sys.exit(code)
-'''
+"""
 
 
 def sh(args, **kw):
@@ -60,7 +61,7 @@ def sh(args, **kw):
 def rev(repo, name):
     p = sh(["git", "-C", repo, "rev-parse", "--verify", name + "^{commit}"])
     if p.returncode != 0:
-        sys.exit("unknown revision %s in %s" % (name, repo))
+        sys.exit(f"unknown revision {name} in {repo}")
     return p.stdout.strip()
 
 
@@ -80,17 +81,41 @@ def run_smbisect(args, good, bad, i, workdir):
     cache = tempfile.mkdtemp(prefix="cache-%s-%d-" % (args.name, i), dir=workdir)
     js = os.path.join(workdir, "%s-sm%d.json" % (args.name, i))
     out = os.path.join(workdir, "%s-sm%d.out" % (args.name, i))
-    cmd = [args.smbisect, "--repo", args.repo, "--good", good, "--bad", bad,
-           "--cmd", args.cmd, "--metric", "stdout", "--json", js, "--cache-dir", cache]
+    cmd = [
+        args.smbisect,
+        "--repo",
+        args.repo,
+        "--good",
+        good,
+        "--bad",
+        bad,
+        "--cmd",
+        args.cmd,
+        "--metric",
+        "stdout",
+        "--json",
+        js,
+        "--cache-dir",
+        cache,
+    ]
     cmd += shlex.split(args.smbisect_args)
     la0 = loadavg()
     t0 = time.monotonic()
     with open(out, "w") as f:
         p = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
     wall = time.monotonic() - t0
-    res = {"tool": "smbisect #%d" % i, "exit": p.returncode, "wall": wall, "load": (la0, loadavg()),
-           "culprit": None, "confirmed": None, "runs": None, "log": out, "json": js,
-           "command": " ".join(shlex.quote(c) for c in cmd)}
+    res = {
+        "tool": "smbisect #%d" % i,
+        "exit": p.returncode,
+        "wall": wall,
+        "load": (la0, loadavg()),
+        "culprit": None,
+        "confirmed": None,
+        "runs": None,
+        "log": out,
+        "json": js,
+        "command": " ".join(shlex.quote(c) for c in cmd),
+    }
     try:
         with open(js) as f:
             d = json.load(f)
@@ -106,7 +131,7 @@ def run_smbisect(args, good, bad, i, workdir):
 
 
 def run_git_bisect(args, good, bad, workdir):
-    clone = tempfile.mkdtemp(prefix="%s-gitbisect-" % args.name, dir=workdir)
+    clone = tempfile.mkdtemp(prefix=f"{args.name}-gitbisect-", dir=workdir)
     shutil.rmtree(clone)
     la0 = loadavg()
     t0 = time.monotonic()
@@ -120,20 +145,22 @@ def run_git_bisect(args, good, bad, workdir):
         q = subprocess.run(argv, cwd=clone, capture_output=True, text=True, timeout=args.timeout)
         ends[name] = last_number(q.stdout) if q.returncode == 0 else None
         if ends[name] is None:
-            sys.exit("the bench did not run at %s (%s): %s" % (name, sha, q.stderr[-500:]))
+            sys.exit(f"the bench did not run at {name} ({sha}): {q.stderr[-500:]}")
     threshold = args.threshold
     if threshold is None:
         threshold = math.sqrt(max(ends["good"], 1e-12) * max(ends["bad"], 1e-12))
-    log = os.path.join(workdir, "%s-gitbisect.steps" % args.name)
+    log = os.path.join(workdir, f"{args.name}-gitbisect.steps")
     open(log, "w").close()
-    wrapper = os.path.join(workdir, "%s-gitbisect-wrapper.py" % args.name)
+    wrapper = os.path.join(workdir, f"{args.name}-gitbisect-wrapper.py")
     with open(wrapper, "w") as f:
-        f.write(WRAPPER % {"cmd": argv, "threshold": threshold, "log": log, "timeout": args.timeout})
+        f.write(
+            WRAPPER % {"cmd": argv, "threshold": threshold, "log": log, "timeout": args.timeout}
+        )
     os.chmod(wrapper, 0o755)
     sh(["git", "-C", clone, "bisect", "start", bad, good], check=True)
     p = sh(["git", "-C", clone, "bisect", "run", sys.executable, wrapper])
     wall = time.monotonic() - t0
-    out = os.path.join(workdir, "%s-gitbisect.out" % args.name)
+    out = os.path.join(workdir, f"{args.name}-gitbisect.out")
     with open(out, "w") as f:
         f.write(p.stdout + p.stderr)
     m = re.search(r"([0-9a-f]{40}) is the first bad commit", p.stdout)
@@ -142,30 +169,48 @@ def run_git_bisect(args, good, bad, workdir):
     sh(["git", "-C", clone, "bisect", "reset"])
     if not args.keep:
         shutil.rmtree(clone, ignore_errors=True)
-    return {"tool": "git bisect run", "exit": p.returncode, "wall": wall, "load": (la0, loadavg()),
-            "culprit": m.group(1) if m else None, "confirmed": None,
-            "runs": len(steps) + 2, "steps": len(steps),
-            "skips": sum(1 for s in steps if s[2] == "125"),
-            "threshold": threshold, "ends": ends, "log": out}
+    return {
+        "tool": "git bisect run",
+        "exit": p.returncode,
+        "wall": wall,
+        "load": (la0, loadavg()),
+        "culprit": m.group(1) if m else None,
+        "confirmed": None,
+        "runs": len(steps) + 2,
+        "steps": len(steps),
+        "skips": sum(1 for s in steps if s[2] == "125"),
+        "threshold": threshold,
+        "ends": ends,
+        "log": out,
+    }
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--repo", required=True)
     ap.add_argument("--good", required=True)
     ap.add_argument("--bad", required=True)
     ap.add_argument("--cmd", help="bench command (run in the checkout); default: python BENCH")
     ap.add_argument("--bench", help="bench script, run as `python BENCH` (or give --cmd)")
-    ap.add_argument("--threshold", type=float, help="seconds; default: sqrt(good * bad) of one run each")
-    ap.add_argument("--expected", default="",
-                    help="the culprit named in the issue (sha prefix); for a PR of several commits, "
-                         "a comma-separated list of the commits that count as right (first one shown)")
+    ap.add_argument(
+        "--threshold", type=float, help="seconds; default: sqrt(good * bad) of one run each"
+    )
+    ap.add_argument(
+        "--expected",
+        default="",
+        help="the culprit named in the issue (sha prefix); for a PR of several commits, "
+        "a comma-separated list of the commits that count as right (first one shown)",
+    )
     ap.add_argument("--name", default="case")
     ap.add_argument("--smbisect-runs", type=int, default=1)
     ap.add_argument("--git-bisect-runs", type=int, default=1)
     ap.add_argument("--smbisect", default=shutil.which("smbisect") or "smbisect")
     ap.add_argument("--smbisect-args", default="", help="extra smbisect options, one string")
-    ap.add_argument("--workdir", default=None, help="where logs, JSON and clones go (default: a temp dir)")
+    ap.add_argument(
+        "--workdir", default=None, help="where logs, JSON and clones go (default: a temp dir)"
+    )
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--keep", action="store_true", help="keep the git bisect clone")
     args = ap.parse_args()
@@ -174,7 +219,7 @@ def main():
             ap.error("give --cmd or --bench")
         args.cmd = "python " + shlex.quote(os.path.abspath(args.bench))
     args.repo = os.path.abspath(args.repo)
-    workdir = args.workdir or tempfile.mkdtemp(prefix="replay-%s-" % args.name)
+    workdir = args.workdir or tempfile.mkdtemp(prefix=f"replay-{args.name}-")
     os.makedirs(workdir, exist_ok=True)
     good, bad = rev(args.repo, args.good), rev(args.repo, args.bad)
     n = int(sh(["git", "-C", args.repo, "rev-list", "--count", good + ".." + bad]).stdout.strip())
@@ -194,7 +239,9 @@ def main():
     def short(s):
         return s[:10] if s else "none"
 
-    print("| project | range | N | culprit per issue | tool | culprit found | right? | confirmed | exit | runs | wall s | load avg |")
+    print(
+        "| project | range | N | culprit per issue | tool | culprit found | right? | confirmed | exit | runs | wall s | load avg |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         right = "-" if not accepted else ("yes" if r["culprit"] in accepted else "NO")
@@ -204,21 +251,39 @@ def main():
             runs = "%s (%d steps + 2)" % (runs, r["steps"])
             if r["skips"]:
                 runs += ", %d skipped" % r["skips"]
-        print("| %s | %s..%s | %d | %s | %s | %s | %s | %s | %s | %s | %.1f | %.1f-%.1f |" % (
-            args.name, good[:9], bad[:9], n,
-            short(expected) + (" (+%d)" % (len(accepted) - 1) if len(accepted) > 1 else ""), r["tool"], short(r["culprit"]), right,
-            conf, r["exit"], runs, r["wall"], r["load"][0], r["load"][1]))
+        print(
+            "| %s | %s..%s | %d | %s | %s | %s | %s | %s | %s | %s | %.1f | %.1f-%.1f |"
+            % (
+                args.name,
+                good[:9],
+                bad[:9],
+                n,
+                short(expected) + (" (+%d)" % (len(accepted) - 1) if len(accepted) > 1 else ""),
+                r["tool"],
+                short(r["culprit"]),
+                right,
+                conf,
+                r["exit"],
+                runs,
+                r["wall"],
+                r["load"][0],
+                r["load"][1],
+            )
+        )
     gb = [r for r in results if r["tool"] == "git bisect run"]
     sm = [r for r in results if r["tool"] != "git bisect run"]
     if gb:
         g = gb[0]
-        print("\ngit bisect run: good %.4g, bad %.4g (one run each), threshold %.4g" % (
-            g["ends"]["good"], g["ends"]["bad"], g["threshold"]))
+        print(
+            "\ngit bisect run: good {:.4g}, bad {:.4g} (one run each), threshold {:.4g}".format(
+                g["ends"]["good"], g["ends"]["bad"], g["threshold"]
+            )
+        )
     if gb and sm:
         gw = sum(r["wall"] for r in gb) / len(gb)
         ratios = ", ".join("%.2f" % (r["wall"] / gw) for r in sm)
         mean_sm = sum(r["wall"] for r in sm) / len(sm)
-        print("wall-time ratio smbisect / git bisect run: %s (mean %.2f)" % (ratios, mean_sm / gw))
+        print(f"wall-time ratio smbisect / git bisect run: {ratios} (mean {mean_sm / gw:.2f})")
     print("logs and JSON in " + workdir)
 
 
