@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import random
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -139,10 +141,11 @@ def test_simulator_is_deterministic():
 
 
 def test_simulate_policy_tool_runs(tmp_path):
+    tool = Path(__file__).resolve().parent.parent / "tools" / "simulate_policy.py"
     out = subprocess.run(
         [
-            "python",
-            "tools/simulate_policy.py",
+            sys.executable,
+            str(tool),
             "--quick",
             "--trials",
             "2",
