@@ -110,10 +110,10 @@ def run_process(
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _stop_group(proc)
+        stop_group(proc)
         raise MeasurementFailed(f"timed out after {timeout:g} s") from None
     except BaseException:
-        _stop_group(proc)
+        stop_group(proc)
         raise
     seconds = time.perf_counter() - start
     return ProcessResult(proc.returncode, out, err, seconds, _children_cpu() - cpu_before)
@@ -129,13 +129,13 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _stop_group(proc: subprocess.Popen[str]) -> None:
+def stop_group(proc: subprocess.Popen[str], grace: float = 3.0) -> None:
     """SIGINT first, so asv can stop the benchmark processes it put in groups of their own;
     then SIGKILL for whatever is left in the group."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGINT)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=3)
+        proc.wait(timeout=grace)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):

@@ -7,22 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from test_asv_bisect import ASV_CONF  # the same tiny asv project config
 
 import bisect_tool.runners as runners_mod
 from bisect_tool.git import GitRepo
 from bisect_tool.runners import AsvRunner, AsvSettings
-
-ASV_CONF = {
-    "version": 1,
-    "project": "tiny",
-    "repo": ".",
-    "branches": ["main"],
-    "environment_type": "virtualenv",
-    "benchmark_dir": "benchmarks",
-    "env_dir": ".asv/env",
-    "results_dir": ".asv/results",
-    "html_dir": ".asv/html",
-}
 
 BENCHMARKS = """import os
 

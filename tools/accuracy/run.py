@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import platform
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -16,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bisect_tool.runners import stop_group
 
 from .history import BENCH, BENCH_SCRIPT_NAME, GeneratedRepo, asv_conf
 from .load import BurstyLoad
@@ -102,24 +102,12 @@ def _run(argv: Sequence[str], cwd: Path, timeout: float) -> tuple[int, str, str]
         out, err = proc.communicate(timeout=timeout)
         return proc.returncode, out, err
     except subprocess.TimeoutExpired:
-        _stop_group(proc)
+        stop_group(proc, grace=10.0)  # smbisect removes its worktree on SIGINT
         out, err = proc.communicate()
         return -1, out, f"{err}\ntimed out after {timeout:g} s"
     except BaseException:
-        _stop_group(proc)
+        stop_group(proc, grace=10.0)  # smbisect removes its worktree on SIGINT
         raise
-
-
-def _stop_group(proc: subprocess.Popen[str]) -> None:
-    """SIGINT first, so the tool cleans up (smbisect removes its worktree); then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGINT)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
 
 
 def run_smbisect(
