@@ -20,7 +20,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+_TOOLS = Path(__file__).resolve().parent
+sys.path.insert(0, str(_TOOLS))
+sys.path.insert(1, str(_TOOLS.parent))  # bisect_tool, when smbisect is not installed
 
 from accuracy.cli import main  # noqa: E402
 
