@@ -1,8 +1,9 @@
 """The smbisect command line: parse options, call one session, map errors to exit codes.
 
-Exit codes: 0 culprit found and confirmed; 1 internal or environment error; 2 bad usage or
-input; 3 the regression does not reproduce between good and bad; 4 bisect ended without a
-single confirmed culprit; 130 interrupted (after cleaning up).
+Exit codes: 0 culprit found and confirmed (every change in the range attributed); 1 internal
+or environment error; 2 bad usage or input; 3 the regression does not reproduce between good
+and bad; 4 bisect ended without a single confirmed culprit, or a change was left unattributed;
+5 inconclusive (too noisy); 130 interrupted (after cleaning up).
 """
 
 from __future__ import annotations
@@ -192,6 +193,8 @@ def bisect(
     max_time_per_commit: float = Budget.seconds_per_commit,
     max_time: float | None = None,
     max_runs_per_commit: int = Budget.runs_per_commit,
+    max_culprits: int = BisectOptions.max_culprits,
+    improvements: bool = False,
 ) -> SessionResult:
     """Build the parts from options and run one bisect session; returns the result."""
     check_thresholds(threshold, threshold_ms, choice.metric)
@@ -207,6 +210,8 @@ def bisect(
         factor=threshold,
         delta=threshold_ms / 1000.0 if threshold_ms is not None else None,
         policy=Policy(budget=budget),
+        max_culprits=max_culprits,
+        improvements=improvements,
     )
     store = open_store(repo, cache_dir, no_cache)
     session = Session(repo, runner, store, options, _echo_event(verbosity))
@@ -369,6 +374,28 @@ def budget_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def attribution_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Every change in the range, not just the first culprit (attribution.py)."""
+    func = click.option(
+        "--improvements",
+        is_flag=True,
+        help="Bisect speedups inside the range too. Without it a speedup is reported with its "
+        "range and share, and bisected only when it hides part of a regression larger than "
+        "the net change.",
+    )(func)
+    return click.option(
+        "--max-culprits",
+        type=click.IntRange(1, None),
+        default=BisectOptions.max_culprits,
+        show_default=True,
+        metavar="N",
+        help="Per benchmark, bisect at most N changes. After the first culprit is confirmed, "
+        "the ranges before and after it are checked; one that still changes is bisected too. "
+        "The report shows each change's share of good -> bad (a waterfall). 1: the first "
+        "culprit only; a change left over is listed and the exit code is 4.",
+    )(func)
+
+
 def threshold_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option(
         "--threshold-ms",
@@ -415,6 +442,7 @@ def take_choice(kw: dict[str, Any]) -> RunnerChoice:
 @runner_options
 @threshold_options
 @budget_options
+@attribution_options
 @click.option("--json", "json_path", metavar="PATH", help="Write the full result as JSON.")
 @click.option(
     "--report",
@@ -450,8 +478,9 @@ def main(ctx: click.Context, **kw: Any) -> None:
     within the --max-time budgets.
 
     Exit codes: 0 culprit found; 1 error; 2 bad usage; 3 the regression does not reproduce
-    (bad is shown to be within the threshold of good); 4 no single confirmed culprit;
-    5 inconclusive: the machine is too noisy to tell whether bad is worse (the report gives the
+    (bad is shown to be within the threshold of good); 4 no single confirmed culprit, or a
+    change in the range left unattributed (see --max-culprits); 5 inconclusive: the machine
+    is too noisy to tell whether bad is worse (the report gives the
     noise measured and what to do); 130 interrupted (after cleaning up).
     """
     if ctx.invoked_subcommand is not None:

@@ -24,7 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
-from . import report, stats
+from . import report, stats, waterfall_plot, waterfall_report
 from .git import clean_text
 from .session import BenchmarkOutcome, SessionResult
 from .stats import Verdict
@@ -315,12 +315,10 @@ def _culprit_html(result: SessionResult, outcome: BenchmarkOutcome, ident: str) 
     return "\n".join(parts)
 
 
-def _img_tag(png: bytes, ident: str, alt: str) -> str:
+def _img_tag(png: bytes, ident: str, alt: str, size: tuple[int, int] | None = PLOT_SIZE_PX) -> str:
     data = base64.b64encode(png).decode("ascii")
-    return (
-        f'<img id="plot-{ident}" alt="{_e(alt)}" width="{PLOT_SIZE_PX[0]}" '
-        f'height="{PLOT_SIZE_PX[1]}" src="data:image/png;base64,{data}">'
-    )
+    dims = f'width="{size[0]}" height="{size[1]}" ' if size else ""
+    return f'<img id="plot-{ident}" alt="{_e(alt)}" {dims}src="data:image/png;base64,{data}">'
 
 
 def _plot_alt(result: SessionResult, outcome: BenchmarkOutcome) -> str:
@@ -357,6 +355,24 @@ def to_html(result: SessionResult) -> str:
         body.append(_culprit_html(result, o, ident))
         img = _img_tag(plot_png(result, o), ident, _plot_alt(result, o))
         body.append(f'<div class="plot">{img}</div>')
+        if o.waterfall is not None:
+            body.append("<h3>Waterfall: every change from good to bad</h3>")
+            if waterfall_plot.worth_a_chart(o):
+                chart = _img_tag(
+                    waterfall_plot.png(result, o),
+                    f"waterfall-{ident}",
+                    f"waterfall of {o.spec.name}: {len(o.waterfall.changes)} change(s)",
+                    size=None,
+                )
+                body.append(f'<div class="plot">{chart}</div>')
+            body.append(
+                f'<div class="waterfall" id="waterfall-{ident}">'
+                f"{waterfall_report.table(result, o, fmt='html')}</div>"
+            )
+            body += [
+                f"<p>Not attributed: <code>{_e(low[:10])}..{_e(high[:10])}</code> ({_e(why)})</p>"
+                for low, high, why in o.waterfall.open_segments
+            ]
         body.append("<h3>Commits measured</h3>")
         body.append(
             f'<div class="steps" id="steps-{ident}">{report.steps_table(result, o, fmt="html")}'
@@ -425,6 +441,15 @@ def to_markdown_with_plots(result: SessionResult, report_path: Path) -> str:
         png_path.write_bytes(plot_png(result, o))
         alt = _md_alt(_plot_alt(result, o))
         images.append((f"## {o.spec.name}", f"![{alt}]({urllib.parse.quote(png_path.name)})"))
+        if waterfall_plot.worth_a_chart(o):
+            chart = png_path.with_name(f"{png_path.stem}-waterfall.png")
+            chart.write_bytes(waterfall_plot.png(result, o))
+            images.append(
+                (
+                    "### Waterfall",
+                    f"![waterfall of {_md_alt(o.spec.name)}]({urllib.parse.quote(chart.name)})",
+                )
+            )
     return _insert_after_headings(text, images)
 
 

@@ -149,8 +149,8 @@ class Judge:
             for n in list(todo):
                 spec = by_name[n]
                 g, b = self.logs(self.good, n), self.logs(self.bad, n)
-                fresh_g = self._logs_from(self.good, n, start[(self.good, n)])
-                fresh_b = self._logs_from(self.bad, n, start[(self.bad, n)])
+                fresh_g = self.logs_from(self.good, n, start[(self.good, n)])
+                fresh_b = self.logs_from(self.bad, n, start[(self.bad, n)])
                 j = pol.judge_endpoints(
                     self.difference(n, g, b, fresh_g, fresh_b),
                     self.threshold(n),
@@ -164,7 +164,7 @@ class Judge:
                     more = max(more, j.more_runs)
                     continue
                 todo.remove(n)
-                found[n] = (j, self._comparison(self.good, self.bad, n, two_sided=True))
+                found[n] = (j, self.comparison(self.good, self.bad, n, two_sided=True))
                 if spec.worse_is_higher is not None:
                     self.worse_high[n] = spec.worse_is_higher
                 else:
@@ -337,8 +337,8 @@ class Judge:
                 if self.m.error(parent, n) or self.m.error(culprit, n):
                     todo.remove(n)
                     continue
-                par = self._logs_from(parent, n, start[(parent, n)])
-                cul = self._logs_from(culprit, n, start[(culprit, n)])
+                par = self.logs_from(parent, n, start[(parent, n)])
+                cul = self.logs_from(culprit, n, start[(culprit, n)])
                 j = pol.judge_confirm(
                     self.difference(n, par, cul, par, cul),
                     self.threshold(n),
@@ -348,7 +348,7 @@ class Judge:
                 )
                 if j.decision is not Decision.MORE:
                     todo.remove(n)
-                    found[n] = (j, self._comparison_of(par, cul, n, two_sided=False))
+                    found[n] = (j, self.comparison_of(par, cul, n, two_sided=False))
         return found
 
     def difference(
@@ -358,12 +358,15 @@ class Judge:
         other: Sequence[float],
         base_pairs: Sequence[float],
         other_pairs: Sequence[float],
+        paired: bool = True,
     ) -> pol.Difference:
         """other - base: from the runs measured in pairs (back to back, alternating) once there
         are enough of them to estimate their own spread, which a burst of load or a drift
-        cannot bias; before that, from all runs with the noise pooled over the session."""
+        cannot bias; before that (or with `paired` False: the pairs' own few degrees of freedom
+        would cost more power than the drift they guard against), from all runs with the noise
+        pooled over the session, or the pairs' own spread when it is larger."""
         k = min(len(base_pairs), len(other_pairs))
-        if k >= PAIRED_FROM:
+        if paired and k >= PAIRED_FROM:
             v = [o - b for b, o in zip(base_pairs[:k], other_pairs[:k], strict=True)]
             scale = pol.pooled_scale([v])
             if scale.known and scale.df >= 4:
@@ -376,7 +379,7 @@ class Judge:
             scale = Scale(local.sigma, scale.df)
         return pol.unpaired(base, other, scale)
 
-    def _logs_from(self, sha: str, name: str, start: int) -> list[float]:
+    def logs_from(self, sha: str, name: str, start: int) -> list[float]:
         vals = self.m.runs(sha, name)[start:]
         if self.log_scale.get(name, True):
             return [math.log(max(v, 1e-300)) for v in vals]
@@ -384,10 +387,10 @@ class Judge:
 
     # -- reporting -----------------------------------------------------------------------------
 
-    def _comparison(self, base: str, other: str, name: str, two_sided: bool) -> Comparison:
-        return self._comparison_of(self.logs(base, name), self.logs(other, name), name, two_sided)
+    def comparison(self, base: str, other: str, name: str, two_sided: bool) -> Comparison:
+        return self.comparison_of(self.logs(base, name), self.logs(other, name), name, two_sided)
 
-    def _comparison_of(
+    def comparison_of(
         self, a: Sequence[float], b: Sequence[float], name: str, two_sided: bool
     ) -> Comparison:
         """Ratio of the two commits with its 95% interval and p-value, from the runs' logs."""

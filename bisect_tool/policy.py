@@ -59,6 +59,7 @@ class Policy:
     min_confirm_runs: int = 2  # fresh, interleaved runs of culprit and parent each
     careful_step_runs: int = 3  # runs per step when bisecting again after a failed confirm
     noisy_ratio: float = 0.25  # noise scale above this fraction of the change is "high"
+    segment_runs: int = 16  # attribution: fresh runs per end at most, to see if a segment changed
     budget: Budget = Budget()
 
 

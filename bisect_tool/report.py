@@ -10,26 +10,11 @@ from typing import Any
 
 from tabulate import tabulate
 
-from . import stats
+from . import stats, waterfall_report
+from .formatting import fmt_value
 from .git import clean_text
 from .session import BenchmarkOutcome, CheckResult, Event, SessionResult
 from .stats import Verdict
-
-
-def fmt_value(value: float, unit: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if unit == "seconds":
-        for scale, suffix in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
-            if abs(value) >= scale or scale == 1e-9:
-                return f"{value / scale:.3g} {suffix}"
-    if unit == "bytes":
-        for scale, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "B")):
-            if abs(value) >= scale or scale == 1:
-                return f"{value / scale:.3g} {suffix}"
-    if unit in ("", "value", "unit"):
-        return f"{value:.4g}"
-    return f"{value:.4g} {unit}"
 
 
 def format_event(event: Event, verbose: int = 0) -> str | None:
@@ -150,6 +135,11 @@ def steps_table(result: SessionResult, outcome: BenchmarkOutcome, fmt: str = "si
     name = outcome.spec.name
     good = result.samples.get(result.good, {}).get(name, [])
     g = stats.median(good) if good else math.nan
+    others = {
+        c.sha: c
+        for c in (outcome.waterfall.changes if outcome.waterfall else ())
+        if c.sha and not c.primary
+    }
     rows = []
     for sha in _ordered_commits(result):
         rec = result.commits[sha]
@@ -157,6 +147,9 @@ def steps_table(result: SessionResult, outcome: BenchmarkOutcome, fmt: str = "si
         verdict = rec.verdicts.get(name)
         if sha == outcome.culprit:
             label = "CULPRIT (bad)" if outcome.confirmed else "culprit? (not confirmed)"
+        elif sha in others:
+            c = others[sha]
+            label = f"{c.kind.upper()} {c.ratio:.3g}x" + ("" if c.confirmed else "?")
         elif verdict is Verdict.SKIP:
             label = f"skip: {rec.reasons.get(name, '')[:60]}"
         elif verdict is not None:
@@ -234,10 +227,21 @@ def terminal_report(result: SessionResult) -> str:
         parts.append("")
         parts.extend(culprit_lines(result, o))
         parts.append("")
+        if o.waterfall is not None:
+            parts.extend(waterfall_report.lines(result, o))
+            parts.append("")
         if o.bisect_log:
             parts.append("git bisect log:")
             parts.extend("  " + ln for ln in o.bisect_log.splitlines())
             parts.append("")
+        for c in o.waterfall.changes if o.waterfall else ():
+            if c.bisect_log and not c.primary:
+                parts.append(f"git bisect log of {c.low[:10]}..{c.high[:10]}:")
+                parts.extend("  " + ln for ln in c.bisect_log.splitlines())
+                parts.append("")
+    shared = waterfall_report.shared_lines(result)
+    if shared:
+        parts.extend([*shared, ""])
     if result.skipped:
         parts.append("Skipped commits:")
         for sha, why in result.skipped.items():
@@ -252,24 +256,25 @@ def to_json(result: SessionResult) -> dict[str, Any]:
     def verdict_of(rec_verdicts: dict[str, Verdict]) -> dict[str, str]:
         return {k: v.value for k, v in rec_verdicts.items()}
 
-    culprits = []
-    for o in result.bisected:
+    def primary_entry(o: BenchmarkOutcome) -> dict[str, Any]:
         c = o.confirmation
-        culprits.append(
-            {
-                "benchmark": o.spec.name,
-                "sha": o.culprit,
-                "ratio": c.ratio if c else None,
-                "ci": [c.ci_low, c.ci_high] if c else None,
-                "p_value": c.p_value if c else None,
-                "confirmed": o.confirmed,
-                "candidates": o.candidates,
-                "steps": len(o.steps),
-                "notes": o.notes,
-                "commit": _info_dict(result, o.culprit) if o.culprit else None,
-                "bisect_log": o.bisect_log,
-            }
-        )
+        return {
+            "benchmark": o.spec.name,
+            "sha": o.culprit,
+            "ratio": c.ratio if c else None,
+            "ci": [c.ci_low, c.ci_high] if c else None,
+            "p_value": c.p_value if c else None,
+            "confirmed": o.confirmed,
+            "candidates": o.candidates,
+            "steps": len(o.steps),
+            "notes": o.notes,
+            "commit": _info_dict(result, o.culprit) if o.culprit else None,
+            "bisect_log": o.bisect_log,
+        }
+
+    culprits = waterfall_report.culprit_entries(
+        result, lambda sha: _info_dict(result, sha), primary_entry
+    )
     steps = []
     for sha in _ordered_commits(result):
         rec = result.commits[sha]
@@ -308,6 +313,11 @@ def to_json(result: SessionResult) -> dict[str, Any]:
             for o in result.outcomes
         ],
         "culprits": culprits,
+        "waterfall": waterfall_report.waterfall_json(result),
+        "shared_culprits": {
+            sha: [name for name, _ in items]
+            for sha, items in waterfall_report.shared_culprits(result).items()
+        },
         "steps": steps,
         "skipped": [{"sha": s, "error": e} for s, e in result.skipped.items()],
         "runs": {
@@ -361,9 +371,20 @@ def to_markdown(result: SessionResult) -> str:
     for o in result.bisected:
         parts += [f"## {o.spec.name}", ""]
         parts += ["```", *culprit_lines(result, o), "```", ""]
+        if o.waterfall is not None:
+            parts += ["### Waterfall", "", waterfall_report.table(result, o, fmt="github"), ""]
+            parts += [
+                f"- not attributed: `{low[:10]}..{high[:10]}` ({why})"
+                for low, high, why in o.waterfall.open_segments
+            ]
+            if o.waterfall.open_segments:
+                parts.append("")
         parts += ["### Commits measured", "", steps_table(result, o, fmt="github"), ""]
         if o.bisect_log:
             parts += ["### git bisect log", "", "```", o.bisect_log, "```", ""]
+    shared = waterfall_report.shared_lines(result)
+    if shared:
+        parts += ["## Shared culprits", "", "```", *shared, "```", ""]
     if result.skipped:
         parts += ["## Skipped commits", ""]
         parts += [f"- `{sha[:10]}`: {why}" for sha, why in result.skipped.items()]

@@ -484,14 +484,27 @@ class AsvRunner:
         res = self._asv(args, self.scratch, env, timeout=self.settings.timeout)
         bench_file = self.results_dir / "benchmarks.json"
         if res.returncode != 0 or not bench_file.is_file():
+            last = _last_error_line(res.stdout + res.stderr) or "no output"
             raise EnvironmentProblem(
-                "asv could not discover the benchmarks: "
-                f"{_last_error_line(res.stdout + res.stderr) or 'no output'}"
+                f"asv could not discover the benchmarks: {last}{self._missing_hint(last)}"
             )
         self._specs = _specs_from_benchmarks_json(
             json.loads(bench_file.read_text()), self.settings.repeat
         )
         return self._specs
+
+    def _missing_hint(self, error: str) -> str:
+        """asv imports every module of the suite: one that imports a package this Python lacks
+        stops the discovery. asv's own environments install the config's matrix; here the
+        user's Python must have it."""
+        found = re.search(r"No module named '([\w.]+)'", error)
+        if not found or self.builds:
+            return ""
+        package = found.group(1).split(".")[0]
+        return (
+            f" (the suite imports {package}, which this Python lacks: `pip install {package}`, "
+            "or --python config to build the config's own environment)"
+        )
 
     def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
         """One asv run with `rounds` rounds; or, for track_/peakmem_ benchmarks, one asv run per
@@ -773,12 +786,13 @@ class _DirectAsv:
                             failed.add(name)
                             continue
                         again = name in durations
-                        params: dict[str, Any] | list[dict[str, Any]] = extra
+                        own = run_params(bench, extra)
+                        params: dict[str, Any] | list[dict[str, Any]] = own
                         if again:  # keep asv's `number` across rounds, as asv does
                             params = [
-                                {**extra, "number": st["number"]}
+                                {**own, "number": st["number"]}
                                 if st is not None and "number" in st
-                                else extra
+                                else own
                                 for st in results.get_result_stats(name, bench["params"])
                             ]
                         res = self._run_benchmark(
@@ -811,6 +825,30 @@ class _DirectAsv:
                     shutil.rmtree(cache_dir, ignore_errors=True)
         results.save(str(self.runner.results_dir))
         return "\n".join(output)
+
+
+def own_repeat(info: dict[str, Any], default: int) -> int:
+    """Samples per benchmark process: the suite's explicit integer `repeat`, else smbisect's.
+    asv's tuple form (min, max, max_time) gives a variable count per process; smbisect needs a
+    fixed one to take one value per process, so it uses its own there."""
+    repeat = info.get("repeat", 0)
+    if isinstance(repeat, int) and not isinstance(repeat, bool) and repeat > 0:
+        return repeat
+    return default
+
+
+def run_params(bench: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """The attributes one benchmark process runs with: smbisect's `rounds` (it decides how many
+    processes to run, so a suite's `rounds`/`processes` are not used), plus its `repeat` and
+    `warmup_time` only where the benchmark left asv's default. A suite's explicit integer
+    `repeat` or `warmup_time` is kept, as `asv run` keeps it (see own_repeat for the tuple form).
+    `number`, `min_run_count`, `sample_time` and `timeout` are the suite's own (a benchmark
+    without a `timeout` gets smbisect's --timeout)."""
+    params = {"rounds": extra["rounds"], "repeat": own_repeat(bench, extra["repeat"])}
+    warmup = bench.get("warmup_time", -1)
+    if warmup is None or warmup < 0:
+        params["warmup_time"] = extra["warmup_time"]
+    return params
 
 
 class _Spawner:
@@ -892,7 +930,7 @@ def _specs_from_benchmarks_json(data: dict[str, object], repeat: int) -> list[Be
         method = name.rsplit(".", 1)[-1]
         rate = bool(_RATE_UNIT.search(unit) or _RATE_NAME.search(method))
         worse_high = not (kind == "track" and rate)
-        per_round = repeat if kind == "time" else 1
+        per_round = own_repeat(info, repeat) if kind == "time" else 1
         params = info.get("params") or []
         if params:
             for combo in itertools.product(*params):

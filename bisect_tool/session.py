@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .attribution import attribute
 from .check import CheckResult, check_commit
 from .errors import (
     EXIT_CULPRIT,
@@ -31,6 +32,7 @@ from .runners import BenchmarkSpec, Runner
 from .selection import log2_bound, select_benchmarks
 from .stats import DEFAULT_ALPHA, Comparison, Verdict
 from .store import MeasurementStore
+from .waterfall import Waterfall
 
 __all__ = [
     "BenchmarkOutcome",
@@ -60,6 +62,8 @@ class BisectOptions:
     drift_seconds: float = 60.0  # ... when this long has passed since they were measured,
     drift_runs: int = 8  # ... or this many runs of other commits were taken meanwhile
     policy: Policy = field(default_factory=Policy)
+    max_culprits: int = 3  # per benchmark, the first one included (attribution.py)
+    improvements: bool = False  # bisect speedups inside the range too
 
 
 class BisectRepo(Protocol):
@@ -107,6 +111,15 @@ class BenchmarkOutcome:
     status: str = "unchanged"  # regressed, unchanged, inconclusive, failed
     reason: str = ""  # why the endpoints' verdict is what it is
     noise: Noise | None = None
+    waterfall: Waterfall | None = None  # every change from good to bad (attribution.py)
+
+    @property
+    def attributed(self) -> bool:
+        """Every significant change in the range has a confirmed commit (or is an improvement
+        that was reported and, as asked, not bisected)."""
+        if not (self.culprit and self.confirmed):
+            return False
+        return self.waterfall is None or not self.waterfall.open_segments
 
 
 @dataclass
@@ -133,7 +146,7 @@ class SessionResult:
     def exit_code(self) -> int:
         if not self.bisected:
             return EXIT_INCONCLUSIVE if self.inconclusive else EXIT_NOT_REPRODUCED
-        if all(o.culprit and o.confirmed for o in self.bisected):
+        if all(o.attributed for o in self.bisected):
             return EXIT_CULPRIT
         return EXIT_NO_SINGLE_CULPRIT
 
@@ -219,9 +232,10 @@ class Session:
             self.emit("references", "endpoints measured", outcomes=outcomes)
             names = [r.spec.name for r in regressed]
             for o in regressed:
-                self._bisect_one(judge, wt, o, names)
-            self._confirm_all(judge, regressed)
-            self._retry_unconfirmed(judge, wt, regressed)
+                self.bisect_one(judge, wt, o, names)
+            self.confirm_all(judge, regressed)
+            self.retry_unconfirmed(judge, wt, regressed)
+            attribute(self, judge, wt, regressed)
             for o in outcomes:
                 o.noise = judge.noise(o.spec.name, list(self.commits))
         all_samples: dict[str, dict[str, list[float]]] = {}
@@ -285,7 +299,7 @@ class Session:
 
     # -- one benchmark -----------------------------------------------------------------------
 
-    def _bisect_one(
+    def bisect_one(
         self,
         judge: Judge,
         wt: BisectWorktree,
@@ -294,16 +308,23 @@ class Session:
         min_runs: int = 1,
         careful: bool = False,
     ) -> None:
-        """One bisect through git. `careful`: a second pass, after a culprit did not confirm,
-        with more runs per step and the references re-measured every few steps."""
+        """One bisect through git, between the judge's good and bad (the whole range, or a
+        segment of it when attributing). `careful`: a second pass, after a culprit did not
+        confirm, with more runs per step and the references re-measured every few steps."""
         name = out.spec.name
+        whole = (judge.good, judge.bad) == (self.good, self.bad)
+        bound = (
+            self._bound()
+            if whole
+            else log2_bound(len(self.repo.commits_between(judge.good, judge.bad)))
+        )
         self.emit(
             "bisect",
             f"bisecting {name}: bad/good {out.reference.ratio:.3g}x "
             f"[{out.reference.ci_low:.3g}, {out.reference.ci_high:.3g}]",
             benchmark=name,
         )
-        step = wt.bisect_start(self.bad, self.good)
+        step = wt.bisect_start(judge.bad, judge.good)
         k = 0
         last_refs = (self.clock(), judge.m.account.total_runs)
         while not step.done:
@@ -321,8 +342,9 @@ class Session:
             rec = self.record(sha, "step")
             verdict, reason = judge.step(sha, name, shared, min_runs)
             out.notes.extend(judge.notes.pop(name, []))
-            rec.verdicts[name] = verdict
-            rec.reasons[name] = reason
+            if whole or name not in rec.verdicts:  # a segment's verdicts never overwrite
+                rec.verdicts[name] = verdict
+                rec.reasons[name] = reason
             if verdict is Verdict.SKIP:
                 err = judge.m.error(sha, name)
                 rec.error = err
@@ -332,13 +354,13 @@ class Session:
                 "step",
                 "",
                 k=k,
-                bound=self._bound(),
+                bound=bound,
                 benchmark=name,
                 record=rec,
                 unit=out.spec.unit,
                 verdict=verdict,
                 samples=judge.m.runs(sha, name),
-                good=judge.values(self.good, name),
+                good=judge.values(judge.good, name),
             )
             git_word = {Verdict.GOOD: "good", Verdict.BAD: "bad"}.get(verdict, "skip")
             step = wt.mark(git_word, sha)
@@ -366,7 +388,7 @@ class Session:
             out.cut = judge.cut_value(out.spec.name)
             self.emit("drift", f"{out.spec.name}: {note}")
 
-    def _retry_unconfirmed(
+    def retry_unconfirmed(
         self, judge: Judge, wt: BisectWorktree, outcomes: Sequence[BenchmarkOutcome]
     ) -> None:
         """A culprit that fails confirmation usually means one step was misjudged on too few
@@ -390,10 +412,10 @@ class Session:
             )
             o.culprit, o.candidates, o.steps = None, [], []
             o.confirmation, o.confirmed = None, False
-            self._bisect_one(judge, wt, o, names, min_runs=runs, careful=True)
-        self._confirm_all(judge, retry)
+            self.bisect_one(judge, wt, o, names, min_runs=runs, careful=True)
+        self.confirm_all(judge, retry)
 
-    def _confirm_all(self, judge: Judge, outcomes: Sequence[BenchmarkOutcome]) -> None:
+    def confirm_all(self, judge: Judge, outcomes: Sequence[BenchmarkOutcome]) -> None:
         """Confirm each culprit; benchmarks blaming the same commit share the measurements.
 
         A merge is a culprit only if it is worse than all of its parents; worse than the first

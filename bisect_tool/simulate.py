@@ -297,6 +297,10 @@ class Outcome:
     wrong_confirmed: bool  # confirmed a commit that is not a planted culprit
     runs: int
     sim_seconds: float
+    # attribution (every change in the range): the commits named as confirmed changes
+    changes: tuple[str, ...] = ()
+    all_right: bool = False  # every planted change named and confirmed, nothing else confirmed
+    commits: int = 0  # commits measured
 
 
 def simulate(
@@ -321,7 +325,15 @@ def simulate(
     named = next((o.culprit for o in result.bisected), None)
     confirmed = bool(result.bisected) and all(o.confirmed for o in result.bisected)
     right = result.exit_code == 0 and named in planted
-    wrong = any(o.confirmed and o.culprit not in planted for o in result.bisected)
+    confirmed_changes = {
+        c.sha
+        for o in result.bisected
+        for c in (o.waterfall.changes if o.waterfall else ())
+        if c.sha and c.confirmed
+    }
+    wrong = any(o.confirmed and o.culprit not in planted for o in result.bisected) or bool(
+        confirmed_changes - planted
+    )
     return (
         Outcome(
             result.exit_code,
@@ -331,6 +343,9 @@ def simulate(
             wrong,
             result.account.total_runs,
             runner.now,
+            tuple(sorted(confirmed_changes)),
+            result.exit_code == 0 and confirmed_changes == planted,
+            len(result.account.runs),
         ),
         result,
     )

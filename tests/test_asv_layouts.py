@@ -617,3 +617,134 @@ def test_python_config_builds_every_commit_with_the_configs_environment_type(
     assert culprit["sha"] == b.log()[2] and culprit["confirmed"]
     # asv's environments and build cache live in the config's env_dir, as with `asv run`
     assert (b.path / "asv_bench" / ".asv" / "env").is_dir()
+
+
+ATTRS_SUITE = """import time
+
+import tinyg
+
+
+def time_default():
+    tinyg.work()
+
+
+class Attrs:
+    number = 3
+    repeat = 2
+    warmup_time = 0
+    rounds = 7       # smbisect decides how many processes: not used
+    processes = 9    # asv's older name for rounds: not used either
+    version = "attrs-v1"
+
+    def time_attrs(self):
+        tinyg.work()
+
+
+def time_slow():
+    time.sleep(5)
+
+
+time_slow.timeout = 1.5
+
+
+def track_value():
+    return 42
+
+
+track_value.unit = "widgets"
+"""
+
+
+@pytest.mark.slow
+def test_benchmark_attributes_number_repeat_rounds_warmup_timeout_version(
+    git_repo_factory: Factory, tmp_path: Path
+) -> None:
+    """A suite's own number/repeat/warmup_time/timeout/version are kept, as `asv run` keeps
+    them; its rounds/processes are not, since smbisect decides how many processes to run."""
+    b = git_repo_factory(
+        [
+            (
+                "suite with attributes",
+                {
+                    "benchmarks/asv.conf.json": subdir_conf("tinyg"),
+                    "benchmarks/benchmarks/__init__.py": "",
+                    "benchmarks/benchmarks/bench_attrs.py": ATTRS_SUITE,
+                    ".gitignore": ".asv/\n",
+                    "pyproject.toml": '[project]\nname = "tinyg"\nversion = "0"\n',
+                    "tinyg/__init__.py": FEATURE_LIB.format(cost=40),
+                },
+            )
+        ],
+        name="attrs",
+    )
+    runner = AsvRunner(GitRepo(b.path), AsvSettings(), tmp_path / "scratch", lambda _: None)
+    names = [
+        "bench_attrs.time_default",
+        "bench_attrs.Attrs.time_attrs",
+        "bench_attrs.time_slow",
+        "bench_attrs.track_value",
+    ]
+    specs = {s.name: s for s in runner.list_benchmarks()}
+    assert set(names) <= set(specs)
+    # one value per process is the median of its samples: the suite's repeat=2, else smbisect's
+    assert specs["bench_attrs.Attrs.time_attrs"].samples_per_round == 2
+    assert specs["bench_attrs.time_default"].samples_per_round == AsvSettings().repeat
+    batch = runner.measure(b.path, b.rev(), names[:3], 3)
+    # three processes each (smbisect's rounds, not the suite's 7 or 9)
+    assert len(batch.samples["bench_attrs.time_default"]) == 3 * AsvSettings().repeat
+    assert len(batch.samples["bench_attrs.Attrs.time_attrs"]) == 3 * 2
+    # the suite's timeout=1.5 applies, not smbisect's 600 s: the sleeping benchmark fails
+    assert "bench_attrs.time_slow" in batch.errors
+    assert "timed out" in batch.errors["bench_attrs.time_slow"]
+    (stored,) = [
+        p
+        for p in (b.path / "benchmarks" / ".asv" / "results").rglob("*.json")
+        if p.name not in ("machine.json", "benchmarks.json")
+    ]
+    data = json.loads(stored.read_text())
+    columns = data["result_columns"]
+
+    def column(name: str, field: str) -> object:
+        return data["results"][name][columns.index(field)]
+
+    # asv's own results file holds the same samples
+    assert len(column("bench_attrs.Attrs.time_attrs", "samples")[0]) == 3 * 2
+    assert column("bench_attrs.Attrs.time_attrs", "stats_number") == [3]  # the suite's number
+    # the suite's `version`, where asv keeps it, so asv compares only like with like
+    assert column("bench_attrs.Attrs.time_attrs", "version") == "attrs-v1"
+    assert column("bench_attrs.time_default", "version") != "attrs-v1"
+    track = runner.measure(b.path, b.rev(), [names[3]], 2)
+    assert track.samples[names[3]] == [42.0, 42.0]
+    units = {s.name: s.unit for s in runner.list_benchmarks()}
+    assert units[names[3]] == "widgets"
+
+
+@pytest.mark.slow
+def test_a_suite_module_importing_a_missing_package_names_it_and_the_fix(
+    git_repo_factory: Factory, tmp_path: Path
+) -> None:
+    """xarray's groupby benchmarks import flox at the top: with only numpy and pandas in the
+    user's Python, asv's discovery stops there. The error names the package and the two fixes."""
+    b = git_repo_factory(
+        [
+            (
+                "suite",
+                {
+                    "benchmarks/asv.conf.json": subdir_conf("tinyg"),
+                    "benchmarks/benchmarks/__init__.py": "",
+                    "benchmarks/benchmarks/bench_ok.py": NESTED,
+                    "benchmarks/benchmarks/bench_extra.py": "import nosuchpkg_smbisect.sub\n",
+                    ".gitignore": ".asv/\n",
+                    "pyproject.toml": '[project]\nname = "tinyg"\nversion = "0"\n',
+                    "tinyg/__init__.py": FEATURE_LIB.format(cost=40),
+                },
+            )
+        ],
+        name="missing",
+    )
+    b.commit("more", {"tinyg/extra.py": "X = 1\n"})
+    res = run_smbisect("--good", "HEAD~1", "-b", "nested", cwd=b.path)
+    assert res.returncode == 1, res.stderr
+    line = one_line_error(res)
+    assert "No module named 'nosuchpkg_smbisect'" in line
+    assert "`pip install nosuchpkg_smbisect`" in line and "--python config" in line

@@ -1,0 +1,256 @@
+"""Every culprit in the range, with its share (issue 9): the measuring half of attribution.
+
+Once a benchmark's culprit is confirmed, the two segments around it (good to the culprit's
+parent, the culprit to bad) are checked: a few interleaved runs of their ends on top of what the
+bisect and the confirmation already measured, judged in both directions (waterfall.py). A
+segment that still changes is bisected through git like the whole range, between its own ends,
+and its culprit confirmed the same way; then the segments around that culprit are checked, until
+none changes or `max_culprits` is spent. A speedup is reported; it is bisected with
+--improvements, or when the regressions found exceed the net change (it hides part of them).
+Every measurement is the session's: the same Measurer, so nothing is measured twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from . import waterfall as wf
+from .judge import Judge
+from .measure import Event
+from .stats import Comparison, median
+from .waterfall import IMPROVEMENT, REGRESSION, Change, Segment
+
+if TYPE_CHECKING:
+    from .session import BenchmarkOutcome, BisectWorktree, Session
+
+# standard errors of difference, on the runs already taken, before a segment is measured afresh:
+# below it a change is too weakly hinted at to be worth the runs (chosen with the simulator,
+# tools/simulate_attribution.py, against the cost of single-culprit bisects)
+HINT = 2.0
+
+
+def attribute(
+    session: Session, judge: Judge, wt: BisectWorktree, outcomes: Sequence[BenchmarkOutcome]
+) -> None:
+    for out in outcomes:
+        if out.culprit and out.confirmed:
+            Attribution(session, judge, wt, out).run()
+
+
+class Attribution:
+    """The changes of one benchmark between good and bad."""
+
+    def __init__(
+        self, session: Session, judge: Judge, wt: BisectWorktree, out: BenchmarkOutcome
+    ) -> None:
+        self.s = session
+        self.judge = judge
+        self.wt = wt
+        self.out = out
+        self.name = out.spec.name
+        self.worse_high = judge.worse_high.get(self.name, True)
+
+    def emit(self, message: str) -> None:
+        self.s.on_event(Event("attribution", f"{self.name}: {message}", {"benchmark": self.name}))
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        out, opt = self.out, self.s.opt
+        assert out.culprit is not None and out.confirmation is not None
+        primary = self._change(
+            REGRESSION, self.s.good, self.s.bad, out.confirmation, out.culprit, out.confirmed
+        )
+        changes = [replace(primary, steps=len(out.steps), primary=True)]
+        open_segments: list[tuple[str, str, str]] = []
+        queue = self._around(out.culprit, self.s.good, self.s.bad)
+        left = opt.max_culprits - 1
+        total = self._log_total()
+        while queue:
+            low, high = queue.pop(0)
+            seg, comp = self.check(low, high)
+            if seg is Segment.NONE:
+                continue
+            kind = REGRESSION if seg is Segment.REGRESSION else IMPROVEMENT
+            found = self._change(kind, low, high, comp)
+            regressions = [c.log_ratio for c in changes if c.kind == REGRESSION]
+            if kind == IMPROVEMENT and not (
+                opt.improvements
+                or wf.hides_regression(
+                    [x if self.worse_high else -x for x in regressions],
+                    total if self.worse_high else -total,
+                    self.judge.threshold(self.name),
+                )
+            ):
+                self.emit(
+                    f"a speedup between {low[:10]} and {high[:10]} ({comp.ratio:.3g}x), "
+                    "reported, not bisected (--improvements bisects it)"
+                )
+                changes.append(found)
+                continue
+            if left <= 0:
+                why = f"--max-culprits {opt.max_culprits} spent"
+                self.emit(f"{kind} between {low[:10]} and {high[:10]} left: {why}")
+                open_segments.append((low, high, why))
+                changes.append(found)
+                continue
+            left -= 1
+            sub = self.bisect(low, high, kind)
+            if sub.culprit and sub.confirmed and sub.confirmation is not None:
+                changes.append(
+                    replace(
+                        self._change(kind, low, high, sub.confirmation, sub.culprit, True),
+                        steps=len(sub.steps),
+                        bisect_log=sub.bisect_log,
+                    )
+                )
+                queue.extend(self._around(sub.culprit, low, high))
+            else:
+                why = "bisected, but no single confirmed commit"
+                open_segments.append((low, high, why))
+                changes.append(
+                    replace(
+                        found,
+                        sha=sub.culprit,
+                        bisected=True,
+                        steps=len(sub.steps),
+                        bisect_log=sub.bisect_log,
+                    )
+                )
+            out.notes.extend(n for n in sub.notes if n not in out.notes)
+        m = self.judge.m
+        good = median(m.runs(self.s.good, self.name))
+        bad = median(m.runs(self.s.bad, self.name))
+        order = [self.s.good, *self.s.range_commits]
+        out.waterfall = wf.build(good, bad, changes, order, open_segments)
+
+    def _around(self, culprit: str, low: str, high: str) -> list[tuple[str, str]]:
+        """The segments left and right of a culprit inside low..high: low to its first parent,
+        and the culprit to high (empty ones dropped)."""
+        parents = self.s.commits[culprit].info.parents
+        segments = []
+        if parents and parents[0] != low:
+            segments.append((low, parents[0]))
+        if culprit != high:
+            segments.append((culprit, high))
+        return segments
+
+    # -- measuring ---------------------------------------------------------------------------
+
+    def judge_for(self, low: str, high: str, kind: str = REGRESSION) -> Judge:
+        """A judge for one segment: the session's measurer and policy, the segment's ends."""
+        main = self.judge
+        sub = Judge(main.m, main.policy, low, high, main.factor, main.delta, main.on_event)
+        sub.log_scale.update(main.log_scale)
+        sub.units.update(main.units)
+        sub.worse_high.update(main.worse_high)
+        if kind == IMPROVEMENT:  # "bad" is the faster end: the bisect looks for the speedup
+            sub.worse_high[self.name] = not self.worse_high
+        return sub
+
+    def check(self, low: str, high: str) -> tuple[Segment, Comparison]:
+        """Does the benchmark change between low and high?
+
+        When the estimate from every run of the two ends (the bisect's and the confirmation's
+        included) is within the threshold, or less than HINT standard errors from none, no:
+        that is the usual answer next to a single culprit, and it costs nothing. Otherwise
+        both ends are measured afresh, interleaved, and once each has `min_reference_runs`
+        fresh runs the verdict is taken on those alone, as the confirmation's is: runs taken
+        minutes apart would show a drift of the machine as a
+        change. At most `segment_runs` fresh runs per end."""
+        name, m = self.name, self.judge.m
+        sub = self.judge_for(low, high)
+        none = Comparison(1.0, math.nan, math.nan, math.nan, 0, 0)
+        start = {sha: len(m.runs(sha, name)) for sha in (low, high)}
+        since = sub.snapshot(low, high)
+        policy = wf.segment_policy(sub.policy)
+        threshold = sub.threshold(name)
+        flip = False
+        while True:
+            fresh_low = sub.logs_from(low, name, start[low])
+            fresh_high = sub.logs_from(high, name, start[high])
+            if min(len(fresh_low), len(fresh_high)) >= policy.min_reference_runs:
+                # interleaved, so a drift favours neither end; judged on the session's pooled
+                # noise (widened to these runs' own spread), whose many degrees of freedom
+                # keep the few runs of a segment check powerful
+                d = sub.difference(name, fresh_low, fresh_high, fresh_low, fresh_high, paired=False)
+                spent = sub.spent(low, high, since=since)
+                seg, _ = wf.judge_segment(d, threshold, policy, spent, self.worse_high)
+                if seg is not Segment.MORE:
+                    comp = sub.comparison_of(fresh_low, fresh_high, name, two_sided=True)
+                    if seg is not Segment.NONE:
+                        self.emit(
+                            f"{seg.value} between {low[:10]} and {high[:10]}: "
+                            f"{comp.ratio:.3g}x [{comp.ci_low:.3g}, {comp.ci_high:.3g}]"
+                        )
+                    return seg, comp
+            else:
+                every_low, every_high = sub.logs(low, name), sub.logs(high, name)
+                if every_low and every_high:
+                    d = sub.difference(name, every_low, every_high, [], [])
+                    if abs(d.diff) <= threshold or abs(d.diff) < HINT * d.se:
+                        return Segment.NONE, sub.comparison(low, high, name, two_sided=True)
+            flip = not flip
+            for sha in (low, high) if flip else (high, low):
+                m.add(sha, [name], 1)
+            if m.error(low, name) or m.error(high, name):
+                return Segment.NONE, none
+
+    def bisect(self, low: str, high: str, kind: str) -> BenchmarkOutcome:
+        """Bisect one segment through git and confirm its culprit, as the session does the
+        whole range (a second, careful pass included)."""
+        sub = self.judge_for(low, high, kind)
+        comp = sub.comparison(low, high, self.name, two_sided=True)
+        self.emit(f"bisecting the {kind} between {low[:10]} and {high[:10]}")
+        seg_out = replace(
+            self.out,
+            reference=comp,
+            culprit=None,
+            candidates=[],
+            confirmation=None,
+            confirmed=False,
+            steps=[],
+            bisect_log="",
+            notes=[],
+            cut=sub.cut_value(self.name),
+            waterfall=None,
+        )
+        self.s.record(low, "step")
+        self.s.record(high, "step")
+        self.s.bisect_one(sub, self.wt, seg_out, [self.name])
+        self.s.confirm_all(sub, [seg_out])
+        self.s.retry_unconfirmed(sub, self.wt, [seg_out])
+        return seg_out
+
+    def _change(
+        self,
+        kind: str,
+        low: str,
+        high: str,
+        comp: Comparison,
+        sha: str | None = None,
+        confirmed: bool = False,
+    ) -> Change:
+        parents = self.s.commits[sha].info.parents if sha and sha in self.s.commits else []
+        return Change(
+            kind=kind,
+            low=low,
+            high=high,
+            ratio=comp.ratio,
+            ci_low=comp.ci_low,
+            ci_high=comp.ci_high,
+            p_value=comp.p_value,
+            sha=sha,
+            parent=parents[0] if parents else None,
+            confirmed=confirmed,
+            bisected=sha is not None,
+        )
+
+    def _log_total(self) -> float:
+        m = self.judge.m
+        g = median(m.runs(self.s.good, self.name))
+        b = median(m.runs(self.s.bad, self.name))
+        return math.log(b / g) if g > 0 and b > 0 else 0.0
