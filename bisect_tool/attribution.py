@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from . import waterfall as wf
 from .judge import Judge
 from .measure import Event
+from .policy import Decision
 from .stats import Comparison, median
 from .waterfall import IMPROVEMENT, REGRESSION, Change, Segment
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 # standard errors of difference, on the runs already taken, before a segment is measured afresh:
 # below it a change is too weakly hinted at to be worth the runs (chosen with the simulator,
 # tools/simulate_attribution.py, against the cost of single-culprit bisects)
-HINT = 2.0
+HINT = 1.75
 
 
 def attribute(
@@ -98,7 +99,7 @@ class Attribution:
                 changes.append(found)
                 continue
             left -= 1
-            sub = self.bisect(low, high, kind)
+            sub, anchor = self.bisect(low, high, kind)
             if sub.culprit and sub.confirmed and sub.confirmation is not None:
                 changes.append(
                     replace(
@@ -107,7 +108,7 @@ class Attribution:
                         bisect_log=sub.bisect_log,
                     )
                 )
-                queue.extend(self._around(sub.culprit, low, high))
+                queue.extend(self._around(anchor or sub.culprit, low, high))
             else:
                 why = "bisected, but no single confirmed commit"
                 open_segments.append((low, high, why))
@@ -199,11 +200,21 @@ class Attribution:
             if m.error(low, name) or m.error(high, name):
                 return Segment.NONE, none
 
-    def bisect(self, low: str, high: str, kind: str) -> BenchmarkOutcome:
+    def bisect(self, low: str, high: str, kind: str) -> tuple[BenchmarkOutcome, str | None]:
         """Bisect one segment through git and confirm its culprit, as the session does the
-        whole range (a second, careful pass included)."""
+        whole range (a second, careful pass included). Returns the outcome and the commit in
+        low's line of history the next segments are cut around: the culprit, or the merge
+        through which it came.
+
+        After a culprit, the segment culprit..high also holds branches that forked before the
+        culprit and were merged later: they lack its change, so next to the segment's ends
+        they look like the other side. Their tips are marked good, so git bisect looks for
+        where the change entered low's line of history: a commit, or the merge that brought
+        the branch. A merge found so is confirmed against its parent inside that line, and the
+        branch itself is then bisected against its fork point to find the commit."""
+        name = self.name
         sub = self.judge_for(low, high, kind)
-        comp = sub.comparison(low, high, self.name, two_sided=True)
+        comp = sub.comparison(low, high, name, two_sided=True)
         self.emit(f"bisecting the {kind} between {low[:10]} and {high[:10]}")
         seg_out = replace(
             self.out,
@@ -215,15 +226,76 @@ class Attribution:
             steps=[],
             bisect_log="",
             notes=[],
-            cut=sub.cut_value(self.name),
+            cut=sub.cut_value(name),
             waterfall=None,
         )
         self.s.record(low, "step")
         self.s.record(high, "step")
-        self.s.bisect_one(sub, self.wt, seg_out, [self.name])
-        self.s.confirm_all(sub, [seg_out])
-        self.s.retry_unconfirmed(sub, self.wt, [seg_out])
-        return seg_out
+        side = self._side_tips(low, high)
+        self.s.bisect_one(sub, self.wt, seg_out, [name], also_good=side)
+        outside = self._confirm(sub, seg_out, low)
+        if seg_out.culprit and not seg_out.confirmed and not outside:
+            self.s.retry_unconfirmed(sub, self.wt, [seg_out], also_good=side)
+            outside = self._confirm(sub, seg_out, low) if not seg_out.confirmed else []
+        merge = seg_out.culprit
+        if not (merge and seg_out.confirmed and outside):
+            return seg_out, seg_out.culprit
+        for branch in outside:  # the change came with this branch: find its commit there
+            base = self.s.repo.merge_base(self.s.commits[merge].info.parents[0], branch)
+            if base is None:
+                continue
+            self.s.record(base, "step")
+            self.s.record(branch, "step")
+            seg, _ = self.check(base, branch)
+            if seg.value != kind:
+                continue
+            inner, _ = self.bisect(base, branch, kind)
+            if inner.culprit and inner.confirmed:
+                inner.notes.append(
+                    f"{inner.culprit[:10]} came into {low[:10]}..{high[:10]} with the merge "
+                    f"{merge[:10]}"
+                )
+                return inner, merge
+        return seg_out, merge
+
+    def _side_tips(self, low: str, high: str) -> list[str]:
+        """Parents of merges in low..high that do not contain low: tips of branches that
+        forked before it. For the first segment (low = good) there are none to exclude: the
+        main bisect searched them too."""
+        if low == self.s.good:
+            return []
+        repo = self.s.repo
+        tips = []
+        for _merge, parents in repo.merges_between(low, high):
+            tips += [p for p in parents if p != low and not repo.is_ancestor(low, p)]
+        return sorted(set(tips))
+
+    def _confirm(self, sub: Judge, seg_out: BenchmarkOutcome, low: str) -> list[str]:
+        """Confirm the segment's culprit. A merge whose other parents lack low's change is
+        confirmed against its parent inside low's line only; returns those other parents."""
+        culprit = seg_out.culprit
+        if not culprit:
+            return []
+        self.s.record(culprit, "step")
+        parents = self.s.commits[culprit].info.parents
+        repo = self.s.repo
+        inside = [p for p in parents if p == low or repo.is_ancestor(low, p)]
+        if not inside or len(inside) == len(parents):
+            self.s.confirm_all(sub, [seg_out])
+            return []
+        parent = inside[0]
+        self.s.record(parent, "parent")
+        found = sub.confirm(culprit, parent, [self.name])
+        if self.name in found:
+            j, comp = found[self.name]
+            seg_out.confirmation = comp
+            seg_out.confirmed = j.decision is Decision.CONFIRMED
+            word = "confirmed" if seg_out.confirmed else f"NOT confirmed ({j.decision.value})"
+            self.emit(
+                f"merge {culprit[:10]} {word} against its parent {parent[:10]}: "
+                f"{comp.ratio:.3f}x [{comp.ci_low:.3f}, {comp.ci_high:.3f}]"
+            )
+        return [p for p in parents if p not in inside]
 
     def _change(
         self,

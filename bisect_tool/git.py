@@ -172,6 +172,22 @@ class GitRepo:
             raise EnvironmentProblem(f"git merge-base failed: {_one_line(exc)}") from None
         return True
 
+    def merges_between(self, good: str, bad: str) -> list[tuple[str, tuple[str, ...]]]:
+        """The merge commits in good..bad, each with its parents."""
+        out = self.repo.git.rev_list("--merges", "--parents", f"{good}..{bad}")
+        merges = []
+        for line in out.splitlines():
+            sha, *parents = line.split()
+            merges.append((sha, tuple(parents)))
+        return merges
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        try:
+            out = self.repo.git.merge_base(a, b)
+        except GitCommandError:
+            return None  # no common ancestor
+        return out.strip() or None
+
     def commits_between(self, good: str, bad: str) -> list[str]:
         """Commits in good..bad, oldest first in topological order (what bisect chooses among).
 
@@ -532,10 +548,12 @@ class Worktree:
             ) from None
         _clean_submodules(self.repo, self.path)
 
-    def bisect_start(self, bad: str, good: str) -> BisectStep:
+    def bisect_start(self, bad: str, good: str, *also_good: str) -> BisectStep:
+        """`git bisect start bad good [more good...]`: the extra good commits take their
+        ancestors out of the search (attribution marks branches that lack a culprit so)."""
         self.bisect_reset()
         try:
-            out = self.repo.git.bisect("start", "--no-checkout", bad, good)
+            out = self.repo.git.bisect("start", "--no-checkout", bad, good, *also_good)
         except GitCommandError as exc:
             raise EnvironmentProblem(f"git bisect start failed: {_one_line(exc)}") from None
         self._bisecting = True

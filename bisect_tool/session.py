@@ -72,6 +72,8 @@ class BisectRepo(Protocol):
     def resolve(self, rev: str, what: str) -> str: ...
     def is_ancestor(self, older: str, newer: str) -> bool: ...
     def commits_between(self, good: str, bad: str) -> list[str]: ...
+    def merges_between(self, good: str, bad: str) -> list[tuple[str, tuple[str, ...]]]: ...
+    def merge_base(self, a: str, b: str) -> str | None: ...
     def info(self, sha: str) -> CommitInfo: ...
     def private_worktree(self, start: str) -> AbstractContextManager[BisectWorktree]: ...
 
@@ -80,7 +82,7 @@ class BisectWorktree(Protocol):
     @property
     def path(self) -> object: ...
     def checkout(self, sha: str) -> None: ...
-    def bisect_start(self, bad: str, good: str) -> BisectStep: ...
+    def bisect_start(self, bad: str, good: str, *also_good: str) -> BisectStep: ...
     def mark(self, verdict: str, sha: str) -> BisectStep: ...
     def bisect_log(self) -> str: ...
     def bisect_reset(self) -> None: ...
@@ -307,10 +309,12 @@ class Session:
         shared: list[str],
         min_runs: int = 1,
         careful: bool = False,
+        also_good: Sequence[str] = (),
     ) -> None:
         """One bisect through git, between the judge's good and bad (the whole range, or a
-        segment of it when attributing). `careful`: a second pass, after a culprit did not
-        confirm, with more runs per step and the references re-measured every few steps."""
+        segment of it when attributing; `also_good` takes more commits' ancestors out).
+        `careful`: a second pass, after a culprit did not confirm, with more runs per step and
+        the references re-measured every few steps."""
         name = out.spec.name
         whole = (judge.good, judge.bad) == (self.good, self.bad)
         bound = (
@@ -324,7 +328,7 @@ class Session:
             f"[{out.reference.ci_low:.3g}, {out.reference.ci_high:.3g}]",
             benchmark=name,
         )
-        step = wt.bisect_start(judge.bad, judge.good)
+        step = wt.bisect_start(judge.bad, judge.good, *also_good)
         k = 0
         last_refs = (self.clock(), judge.m.account.total_runs)
         while not step.done:
@@ -389,7 +393,11 @@ class Session:
             self.emit("drift", f"{out.spec.name}: {note}")
 
     def retry_unconfirmed(
-        self, judge: Judge, wt: BisectWorktree, outcomes: Sequence[BenchmarkOutcome]
+        self,
+        judge: Judge,
+        wt: BisectWorktree,
+        outcomes: Sequence[BenchmarkOutcome],
+        also_good: Sequence[str] = (),
     ) -> None:
         """A culprit that fails confirmation usually means one step was misjudged on too few
         runs. Bisect once more with more runs at every step (those already taken count), then
@@ -412,7 +420,7 @@ class Session:
             )
             o.culprit, o.candidates, o.steps = None, [], []
             o.confirmation, o.confirmed = None, False
-            self.bisect_one(judge, wt, o, names, min_runs=runs, careful=True)
+            self.bisect_one(judge, wt, o, names, min_runs=runs, careful=True, also_good=also_good)
         self.confirm_all(judge, retry)
 
     def confirm_all(self, judge: Judge, outcomes: Sequence[BenchmarkOutcome]) -> None:

@@ -122,9 +122,10 @@ class SimWorktree:
     def checkout(self, sha: str) -> None:
         self.current = int(sha, 16) - 1
 
-    def bisect_start(self, bad: str, good: str) -> BisectStep:
-        self._bad, self._goods, self._skipped = int(bad, 16) - 1, [int(good, 16) - 1], set()
-        self._log = [f"git bisect start '{bad}' '{good}'"]
+    def bisect_start(self, bad: str, good: str, *also_good: str) -> BisectStep:
+        goods = [int(g, 16) - 1 for g in (good, *also_good)]
+        self._bad, self._goods, self._skipped = int(bad, 16) - 1, goods, set()
+        self._log = ["git bisect start " + " ".join(f"'{x}'" for x in (bad, good, *also_good))]
         return self._next()
 
     def mark(self, verdict: str, sha: str) -> BisectStep:
@@ -177,6 +178,17 @@ class SimRepo:
 
     def is_ancestor(self, older: str, newer: str) -> bool:
         return bool(self.h.anc[int(newer, 16) - 1] >> (int(older, 16) - 1) & 1)
+
+    def merges_between(self, good: str, bad: str) -> list[tuple[str, tuple[str, ...]]]:
+        return [
+            (sha, tuple(sha_of(p) for p in self.h.parents[int(sha, 16) - 1]))
+            for sha in self.commits_between(good, bad)
+            if len(self.h.parents[int(sha, 16) - 1]) > 1
+        ]
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        common = self.h.anc[int(a, 16) - 1] & self.h.anc[int(b, 16) - 1]
+        return sha_of(common.bit_length() - 1) if common else None  # the newest common one
 
     def commits_between(self, good: str, bad: str) -> list[str]:
         cand = self.h.anc[int(bad, 16) - 1] & ~self.h.anc[int(good, 16) - 1]

@@ -202,3 +202,30 @@ def test_max_culprits_at_the_command_line(tmp_path: Path) -> None:
     assert "not attributed" in res.stdout and "--max-culprits 1 spent" in res.stdout
     bad = cmd_bisect(repo, tmp_path, shas[0], "--max-culprits", "0")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_a_change_on_a_branch_that_forked_before_the_culprit(git_repo_factory: Any) -> None:
+    """The branch lacks the first culprit's change, so next to the segment culprit..bad its
+    commits look like the faster end. Its tip is marked good for that segment's bisect, which
+    then finds the merge; the branch is bisected against its fork point for the commit."""
+    repo = git_repo_factory([("initial", {"cost.txt": cost_file({BENCH: 1.0}), "m.txt": "0\n"})])
+    good = repo.rev()
+    fork = repo.commit("main 1", {"m.txt": "1\n"})
+    first = repo.commit("main: 3x slower", {"factor_m.txt": "3.0\n"})
+    for i in range(3):
+        repo.commit(f"main {i + 2}", {"m.txt": f"{i + 2}\n"})
+    repo.branch("feature", fork)
+    repo.commit("feature 1", {"f.txt": "1\n"})
+    side = repo.commit("feature 2: 1.6x slower", {"factor_f.txt": "1.6\n"})
+    repo.commit("feature 3", {"f.txt": "3\n"})
+    repo.checkout("main")
+    merge = repo.merge("feature")
+    for i in range(3):
+        repo.commit(f"after {i}", {"m.txt": f"after {i}\n"})
+    result = run_session(repo, FactorRunner(noise=0.02, seed=8), good, repo.rev())
+    assert result.exit_code == EXIT_CULPRIT, report.terminal_report(result)
+    changes = changes_of(result)
+    assert [c.sha for c in changes] == [first, side]
+    assert all(c.confirmed for c in changes)
+    (out,) = result.bisected
+    assert any(f"with the merge {merge[:10]}" in n for n in out.notes)
