@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from . import waterfall as wf
+from .errors import EnvironmentProblem, UsageError
 from .judge import Judge
 from .measure import Event
 from .policy import Decision
@@ -38,7 +39,12 @@ def attribute(
 ) -> None:
     for out in outcomes:
         if out.culprit and out.confirmed:
-            Attribution(session, judge, wt, out).run()
+            try:
+                Attribution(session, judge, wt, out).run()
+            except (UsageError, EnvironmentProblem) as exc:
+                # the first culprit stands; what is left of the range is reported, not lost
+                out.notes.append(f"attribution stopped: {exc}")
+                out.waterfall = Attribution(session, judge, wt, out).partial()
 
 
 class Attribution:
@@ -128,13 +134,36 @@ class Attribution:
         order = [self.s.good, *self.s.range_commits]
         out.waterfall = wf.build(good, bad, changes, order, open_segments)
 
+    def partial(self) -> wf.Waterfall:
+        """The waterfall with the first culprit alone, when attribution could not go on."""
+        out = self.out
+        assert out.culprit is not None and out.confirmation is not None
+        first = self._change(
+            REGRESSION, self.s.good, self.s.bad, out.confirmation, out.culprit, True
+        )
+        m = self.judge.m
+        good = median(m.runs(self.s.good, self.name))
+        bad = median(m.runs(self.s.bad, self.name))
+        order = [self.s.good, *self.s.range_commits]
+        # not listed as unattributed (which would make it exit 4): nothing says a change is
+        # left; the residual and the note say what is known
+        return wf.build(good, bad, [replace(first, primary=True)], order)
+
+    def _inside_parent(self, sha: str, low: str) -> str | None:
+        """The first parent of sha that is low or contains it (sha's parent in low's line)."""
+        repo = self.s.repo
+        for p in self.s.commits[sha].info.parents:
+            if p == low or repo.is_ancestor(low, p):
+                return p
+        return None
+
     def _around(self, culprit: str, low: str, high: str) -> list[tuple[str, str]]:
-        """The segments left and right of a culprit inside low..high: low to its first parent,
-        and the culprit to high (empty ones dropped)."""
-        parents = self.s.commits[culprit].info.parents
+        """The segments left and right of a culprit inside low..high: low to its parent in
+        low's line of history, and the culprit to high (empty ones dropped)."""
+        parent = self._inside_parent(culprit, low)
         segments = []
-        if parents and parents[0] != low:
-            segments.append((low, parents[0]))
+        if parent and parent != low:
+            segments.append((low, parent))
         if culprit != high:
             segments.append((culprit, high))
         return segments
@@ -240,9 +269,10 @@ class Attribution:
         merge = seg_out.culprit
         if not (merge and seg_out.confirmed and outside):
             return seg_out, seg_out.culprit
+        line = self._inside_parent(merge, low)
         for branch in outside:  # the change came with this branch: find its commit there
-            base = self.s.repo.merge_base(self.s.commits[merge].info.parents[0], branch)
-            if base is None:
+            base = self.s.repo.merge_base(line, branch) if line else None
+            if base is None or base == branch:
                 continue
             self.s.record(base, "step")
             self.s.record(branch, "step")
@@ -256,6 +286,13 @@ class Attribution:
                     f"{merge[:10]}"
                 )
                 return inner, merge
+        # the merge brought the change, but no commit on its branch confirmed: the merge is
+        # not the change itself, so it is not named as a culprit; the range stays open
+        seg_out.notes.append(
+            f"the change came into {low[:10]}..{high[:10]} with the merge {merge[:10]}, but no "
+            "commit on the merged branch confirmed"
+        )
+        seg_out.confirmed = False
         return seg_out, merge
 
     def _side_tips(self, low: str, high: str) -> list[str]:

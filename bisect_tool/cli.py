@@ -20,8 +20,15 @@ from typing import Any
 
 import click
 
-from . import __version__, report
-from .errors import EXIT_ERROR, EXIT_USAGE, Interrupted, SmbisectError, UsageError
+from . import __version__, report, time_hint
+from .errors import (
+    EXIT_ERROR,
+    EXIT_NOT_REPRODUCED,
+    EXIT_USAGE,
+    Interrupted,
+    SmbisectError,
+    UsageError,
+)
 from .git import GitRepo
 from .policy import Budget, Policy
 from .runners import AsvRunner, AsvSettings, CommandRunner, Runner
@@ -216,6 +223,23 @@ def bisect(
     store = open_store(repo, cache_dir, no_cache)
     session = Session(repo, runner, store, options, _echo_event(verbosity))
     result = session.run()
+    if (
+        choice.cmd is not None
+        and choice.metric in time_hint.COUNTED
+        and result.exit_code == EXIT_NOT_REPRODUCED
+    ):
+        timed = time_hint.check_time(
+            repo,
+            choice.cmd,
+            choice.timeout,
+            choice.higher_is_better,
+            session.good,
+            session.bad,
+            store,
+            _echo_event(verbosity),
+        )
+        if timed is not None:
+            result.advice.append(timed.advice(choice.metric))
     if verbosity >= 0:
         click.echo(report.terminal_report(result))
     from . import outputs  # matplotlib is imported only when files are written

@@ -247,6 +247,7 @@ def terminal_report(result: SessionResult) -> str:
         for sha, why in result.skipped.items():
             parts.append(f"  {sha[:10]}  {why}")
         parts.append("")
+    parts.extend(f"Note: {a}" for a in result.advice)
     parts.extend(runs_lines(result))
     parts.append(f"Wall time: {result.wall_seconds:.1f} s")
     return clean_text("\n".join(parts))
@@ -313,6 +314,7 @@ def to_json(result: SessionResult) -> dict[str, Any]:
             for o in result.outcomes
         ],
         "culprits": culprits,
+        "advice": list(result.advice),
         "waterfall": waterfall_report.waterfall_json(result),
         "shared_culprits": {
             sha: [name for name, _ in items]
@@ -365,6 +367,8 @@ def to_markdown(result: SessionResult) -> str:
     parts += ["## Endpoints", "", "```", reference_table(result.outcomes), "```", ""]
     for o in result.inconclusive:
         parts += ["```", *noise_advice(result, o), "```", ""]
+    if result.advice:
+        parts += [*(f"> {a}" for a in result.advice), ""]
     if result.account.runs:
         parts += ["## Runs", "", *runs_lines(result), ""]
         parts += [runs_table(result), ""]

@@ -135,6 +135,7 @@ class SessionResult:
     skipped: dict[str, str]
     wall_seconds: float = 0.0
     account: Account = field(default_factory=Account)
+    advice: list[str] = field(default_factory=list)  # what to try next, for the report
 
     @property
     def bisected(self) -> list[BenchmarkOutcome]:

@@ -221,3 +221,33 @@ def test_bisect_by_instructions_under_load_names_the_culprit_in_few_runs(
     assert 1.05 < data["culprits"][0]["ratio"] < 1.1
     assert data["runs"]["total"] <= 6 + 4 + 4  # endpoints, ceil(log2 12) steps, confirmation
     assert "instructions" in res.stdout
+
+
+# A regression that instruction counts cannot see: the same work, a longer sleep.
+SLEEPER = """import pathlib, time
+cost = float(pathlib.Path("cost.txt").read_text())
+time.sleep(0.05 * cost)
+"""
+
+
+@needs_valgrind
+def test_a_sleep_regression_is_invisible_to_instructions_and_the_report_says_so(
+    tmp_path: Path,
+) -> None:
+    shas = make_history(tmp_path / "proj", [1.0, 1.0, 1.0, 3.0, 3.0], bench=SLEEPER)
+    out = tmp_path / "r.json"
+    res = subprocess.run(
+        [sys.executable, "-m", "bisect_tool", "--good", shas[0]]
+        + ["--cmd", f"{sys.executable} -S bench.py", "--metric", "instructions"]
+        + ["--cache-dir", str(tmp_path / "c"), "--json", str(out)],
+        cwd=tmp_path / "proj",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 3, res.stdout + res.stderr  # instructions: no regression
+    assert "but wall time does" in res.stdout and "--metric time" in res.stdout
+    data = json.loads(out.read_text())
+    (advice,) = data["advice"]
+    assert "wall time does" in advice
+    assert git(tmp_path / "proj", "worktree", "list").count("\n") == 0  # nothing left behind
