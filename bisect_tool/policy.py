@@ -56,6 +56,9 @@ class Policy:
     alpha_step: float = 0.01  # one-sided, per look (the confirmation guards the answer)
     alpha_confirm: float = 0.0005  # one-sided, per look
     min_reference_runs: int = 3  # per endpoint, before any endpoint verdict
+    # per endpoint, before "unchanged" (exit 3): with 3 runs a side, a burst of load on good's
+    # runs and a chance-small spread once called a real 1.3x regression unchanged
+    min_unchanged_runs: int = 8
     min_confirm_runs: int = 2  # fresh, interleaved runs of culprit and parent each
     careful_step_runs: int = 3  # runs per step when bisecting again after a failed confirm
     noisy_ratio: float = 0.25  # noise scale above this fraction of the change is "high"
@@ -261,7 +264,8 @@ def judge_endpoints(
             Decision.REGRESSED, f"bad is worse by {_pct(w)} (at least {_pct(low)})", z, **est
         )
     why = _bound(policy, spent)
-    if high < threshold and not (named and w > 0 and why is None):
+    enough = d.n >= policy.min_unchanged_runs or why is not None
+    if high < threshold and enough and not (named and w > 0 and why is None):
         return Judgement(
             Decision.UNCHANGED,
             f"bad is within the threshold of good: at most {_pct(high)} worse",
