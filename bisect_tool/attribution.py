@@ -115,6 +115,14 @@ class Attribution:
                     )
                 )
                 queue.extend(self._around(anchor or sub.culprit, low, high))
+            elif self.check(low, high)[0] is not seg:
+                # no commit confirmed, and fresh runs of the ends no longer show the change:
+                # the first check was a fluke of the machine (a burst of load), not a change
+                out.notes.append(
+                    f"a {kind} between {low[:10]} and {high[:10]} ({comp.ratio:.3g}x) was seen "
+                    "once, but no commit confirmed and a second check of its ends did not "
+                    "show it again: not counted"
+                )
             else:
                 why = "bisected, but no single confirmed commit"
                 open_segments.append((low, high, why))
