@@ -136,9 +136,7 @@ class Attribution:
                     )
                 )
             out.notes.extend(n for n in sub.notes if n not in out.notes)
-        m = self.judge.m
-        good = median(m.runs(self.s.good, self.name))
-        bad = median(m.runs(self.s.bad, self.name))
+        good, bad = self._ends()
         order = [self.s.good, *self.s.range_commits]
         out.waterfall = wf.build(good, bad, changes, order, open_segments)
 
@@ -149,9 +147,7 @@ class Attribution:
         first = self._change(
             REGRESSION, self.s.good, self.s.bad, out.confirmation, out.culprit, True
         )
-        m = self.judge.m
-        good = median(m.runs(self.s.good, self.name))
-        bad = median(m.runs(self.s.bad, self.name))
+        good, bad = self._ends()
         order = [self.s.good, *self.s.range_commits]
         # not listed as unattributed (which would make it exit 4): nothing says a change is
         # left; the residual and the note say what is known
@@ -366,8 +362,11 @@ class Attribution:
             bisected=sha is not None,
         )
 
-    def _log_total(self) -> float:
+    def _ends(self) -> tuple[float, float]:
+        """The benchmark's value at good and at bad: the median of each one's runs."""
         m = self.judge.m
-        g = median(m.runs(self.s.good, self.name))
-        b = median(m.runs(self.s.bad, self.name))
+        return median(m.runs(self.s.good, self.name)), median(m.runs(self.s.bad, self.name))
+
+    def _log_total(self) -> float:
+        g, b = self._ends()
         return math.log(b / g) if g > 0 and b > 0 else 0.0
