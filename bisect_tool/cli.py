@@ -30,6 +30,8 @@ from .errors import (
     UsageError,
 )
 from .git import GitRepo
+from .parallel_cli import ParallelChoice, check_parallel, parallel_options, take_parallel
+from .parallel_cli import runners as parallel_runners
 from .policy import Budget, Policy
 from .runners import AsvRunner, AsvSettings, CommandRunner, Runner
 from .session import (
@@ -202,9 +204,12 @@ def bisect(
     max_runs_per_commit: int = Budget.runs_per_commit,
     max_culprits: int = BisectOptions.max_culprits,
     improvements: bool = False,
+    parallel: ParallelChoice | None = None,
 ) -> SessionResult:
     """Build the parts from options and run one bisect session; returns the result."""
+    parallel = parallel or ParallelChoice()
     check_thresholds(threshold, threshold_ms, choice.metric)
+    check_parallel(parallel, choice.cmd)
     check_outputs(json_path, report_path, html_path)
     repo = choice.open_repo(repo_path)
     resolve_range(repo, good, bad)  # fail fast, before an asv suite is discovered
@@ -221,8 +226,9 @@ def bisect(
         improvements=improvements,
     )
     store = open_store(repo, cache_dir, no_cache)
-    session = Session(repo, runner, store, options, _echo_event(verbosity))
-    result = session.run()
+    with parallel_runners(repo, runner, parallel, scratch) as (local, remote):
+        session = Session(repo, local, store, options, _echo_event(verbosity), remote=remote)
+        result = session.run()
     if (
         choice.cmd is not None
         and choice.metric in time_hint.COUNTED
@@ -467,6 +473,7 @@ def take_choice(kw: dict[str, Any]) -> RunnerChoice:
 @threshold_options
 @budget_options
 @attribution_options
+@parallel_options
 @click.option("--json", "json_path", metavar="PATH", help="Write the full result as JSON.")
 @click.option(
     "--report",
@@ -514,10 +521,13 @@ def main(ctx: click.Context, **kw: Any) -> None:
         ctx.exit(EXIT_USAGE)
     verbosity = kw.pop("verbose") - kw.pop("quiet")
     choice = take_choice(kw)
+    parallel = take_parallel(kw)
 
     def go() -> int:
         with tempfile.TemporaryDirectory(prefix="smbisect-run-") as tmp:
-            result = bisect(verbosity=verbosity, scratch=Path(tmp), choice=choice, **kw)
+            result = bisect(
+                verbosity=verbosity, scratch=Path(tmp), choice=choice, parallel=parallel, **kw
+            )
             return result.exit_code
 
     ctx.exit(run_guarded(go))

@@ -36,6 +36,11 @@ class MeasurementFailed(SmbisectError):
         self.detail = detail
 
 
+class WorkerLost(SmbisectError):
+    """A Dask worker went away in the middle of a measurement; its commit is measured again on
+    another worker (parallel.py)."""
+
+
 class Interrupted(SmbisectError):
     """SIGINT or SIGTERM arrived; everything was cleaned up before exiting."""
 

@@ -585,6 +585,28 @@ class Worktree:
             )
         return BisectStep(next_commit=nxt)
 
+    def bisect_candidates(self) -> tuple[str, dict[str, tuple[str, ...]], set[str]]:
+        """The current bisect's bad, its candidates (each with its parents) and the skipped
+        commits among them: what `git rev-list --bisect-all` walks (k-ary search, kary.py)."""
+        refs = self.repo.git.for_each_ref("--format=%(refname) %(objectname)", "refs/bisect")
+        bad, goods, skips = "", [], set()
+        for line in refs.splitlines():
+            name, _, sha = line.partition(" ")
+            if name == "refs/bisect/bad":
+                bad = sha
+            elif name.startswith("refs/bisect/good-"):
+                goods.append(sha)
+            elif name.startswith("refs/bisect/skip-"):
+                skips.add(sha)
+        if not bad:
+            raise EnvironmentProblem("git bisect has no bad commit marked")
+        out = self.repo.git.rev_list("--parents", bad, "--not", *goods)
+        dag: dict[str, tuple[str, ...]] = {}
+        for line in out.splitlines():
+            sha, *parents = line.split()
+            dag[sha] = tuple(parents)
+        return bad, dag, skips & set(dag)
+
     def bisect_log(self) -> str:
         try:
             return _decode(self.repo.git.bisect("log", stdout_as_string=False))
@@ -727,3 +749,80 @@ def _one_line(exc: GitCommandError) -> str:
     text = clean_text(str(exc.stderr or exc.stdout or exc)).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1].removeprefix("stderr: ").strip("'") if lines else str(exc.status)
+
+
+class Checkouts:
+    """Commits checked out side by side, one directory each, from a private clone of `source`
+    (a path or a clone URL): where a build step runs once per commit and its output stays
+    while other commits are measured (--build), and where a Dask worker measures. At most
+    `keep` trees are kept; the least recently used goes first. Nothing of the source
+    repository is written: the clone is `git clone --no-checkout` into `root`."""
+
+    def __init__(self, source: str, root: Path, keep: int = 6) -> None:
+        self.source = source
+        self.root = root
+        self.keep = max(2, keep)
+        self._trees: dict[str, Path] = {}  # sha -> directory, least recently used first
+        clone = root / "clone"
+        try:
+            if (clone / ".git").is_dir():
+                self.repo = gitpython.Repo(clone)
+            else:
+                root.mkdir(parents=True, exist_ok=True)
+                self.repo = gitpython.Repo.clone_from(
+                    source, clone, no_checkout=True, quiet=True, env={"LC_ALL": "C"}
+                )
+        except (GitCommandError, InvalidGitRepositoryError, NoSuchPathError) as exc:
+            raise EnvironmentProblem(f"could not clone {source}: {_one_line(exc)}") from None
+        _plain_git(self.repo, _private_config(False))
+        with suppress(GitCommandError):
+            self.repo.git.worktree("prune")
+        for old in root.glob("tree-*"):
+            shutil.rmtree(old, ignore_errors=True)
+
+    def tree(self, sha: str) -> tuple[Path, bool]:
+        """sha's directory, and whether it was just checked out (and so needs its build)."""
+        if sha in self._trees:
+            self._trees[sha] = self._trees.pop(sha)
+            return self._trees[sha], False
+        self._have(sha)
+        while len(self._trees) >= self.keep:
+            old, path = next(iter(self._trees.items()))
+            self.drop(old)
+        path = self.root / f"tree-{sha[:16]}"
+        shutil.rmtree(path, ignore_errors=True)
+        try:
+            self.repo.git.worktree("add", "--detach", "--force", str(path), sha)
+        except GitCommandError as exc:
+            raise EnvironmentProblem(f"could not check out {sha[:10]}: {_one_line(exc)}") from None
+        self._trees[sha] = path
+        return path, True
+
+    def drop(self, sha: str) -> None:
+        path = self._trees.pop(sha, None)
+        if path is None:
+            return
+        with suppress(GitCommandError):
+            self.repo.git.worktree("remove", "--force", "--force", str(path))
+        shutil.rmtree(path, ignore_errors=True)
+
+    def _have(self, sha: str) -> None:
+        try:
+            self.repo.git.cat_file("-e", f"{sha}^{{commit}}")
+            return
+        except GitCommandError:
+            pass
+        try:
+            self.repo.git.fetch("--quiet", "origin", "+refs/heads/*:refs/remotes/origin/*")
+            self.repo.git.cat_file("-e", f"{sha}^{{commit}}")
+        except GitCommandError:
+            try:
+                self.repo.git.fetch("--quiet", "origin", sha)
+            except GitCommandError as exc:
+                raise EnvironmentProblem(
+                    f"commit {sha[:10]} is not in {self.source}: {_one_line(exc)}"
+                ) from None
+
+    def close(self) -> None:
+        for sha in list(self._trees):
+            self.drop(sha)

@@ -60,6 +60,13 @@ class Account:
     def total_seconds(self) -> float:
         return sum(self.seconds.values())
 
+    def merge(self, other: Account) -> None:
+        for sha, runs in other.runs.items():
+            self.runs[sha] = self.runs.get(sha, 0) + runs
+        for sha, seconds in other.seconds.items():
+            self.seconds[sha] = self.seconds.get(sha, 0.0) + seconds
+        self.load.extend(other.load)
+
     def add(self, sha: str, runs: int, seconds: float, load: float | None) -> None:
         self.runs[sha] = self.runs.get(sha, 0) + runs
         self.seconds[sha] = self.seconds.get(sha, 0.0) + seconds
@@ -138,7 +145,8 @@ class Measurer:
         except MeasurementFailed as exc:
             batch = Batch(errors={b: str(exc) for b in benches})
             self.on_event(Event("error", f"{sha[:10]}: {exc}", {"sha": sha, "detail": exc.detail}))
-        self.account.add(sha, rounds, self._clock() - started, self._load())
+        elapsed = max(0.0, self._clock() - started - batch.setup_seconds)
+        self.account.add(sha, rounds, elapsed, self._load())
         for b in benches:
             if b in batch.samples and batch.samples[b]:
                 self.store.add(self._key(sha, b), batch.samples[b], rounds)

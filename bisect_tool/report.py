@@ -41,7 +41,9 @@ def _format_event(event: Event, verbose: int = 0) -> str | None:
         return (
             f"  step {d['k']} of ~{d['bound']}  {rec.info.short}  {rec.info.subject[:50]:50}"
             f"  median {fmt_value(med, str(d.get('unit', '')))} ({ratio:.2f}x good, "
-            f"n={len(samples)})  -> {verdict.value}" + (f"  [{name}]" if verbose else "")
+            f"n={len(samples)})  -> {verdict.value}"
+            + (f"  on {d['worker']}" if d.get("worker") else "")
+            + (f"  [{name}]" if verbose else "")
         )
     if event.kind == "references":
         return None
@@ -117,12 +119,23 @@ def runs_lines(result: SessionResult) -> list[str]:
         if acc.load
         else ""
     )
+    workers = _workers(result)
+    machines = (
+        f" Measured on {len(workers)} Dask workers ({', '.join(workers)}), each against good "
+        f"and bad measured on itself; {result.rounds} measurement rounds."
+        if workers
+        else ""
+    )
     return [
         f"Runs: {acc.total_runs} benchmark runs ({where}) at {len(acc.runs)} commits, "
         f"{per[len(per) // 2]} per commit (median), {acc.total_seconds:.1f} s measuring; "
         f"a plain git bisect run with a hand-picked threshold needs {result.plain_bisect_runs} "
-        f"(ceil(log2 N) + 1).{load}"
+        f"(ceil(log2 N) + 1).{load}{machines}"
     ]
+
+
+def _workers(result: SessionResult) -> list[str]:
+    return sorted({w for per in result.workers.values() for w in per})
 
 
 def _ordered_commits(result: SessionResult) -> list[str]:
@@ -205,6 +218,11 @@ def culprit_lines(result: SessionResult, outcome: BenchmarkOutcome) -> list[str]
     lines.append(
         f"  steps: {len(outcome.steps)} bisect steps for {len(result.range_commits)} "
         f"commits (ceil(log2 N) = {bound})"
+        + (
+            f", in {outcome.rounds} rounds on {len(_workers(result))} workers"
+            if outcome.rounds
+            else ""
+        )
     )
     lines.extend(f"  note: {n}" for n in outcome.notes if n)
     return lines
@@ -287,6 +305,8 @@ def to_json(result: SessionResult) -> dict[str, Any]:
                 "samples": result.samples.get(sha, {}),
                 "verdict": verdict_of(rec.verdicts),
                 "error": rec.error,
+                "worker": dict(rec.workers),  # benchmark -> the Dask worker that judged it
+                "runs_per_worker": result.workers.get(sha, {}),
             }
         )
     return {
@@ -322,6 +342,8 @@ def to_json(result: SessionResult) -> dict[str, Any]:
         },
         "steps": steps,
         "skipped": [{"sha": s, "error": e} for s, e in result.skipped.items()],
+        "rounds": result.rounds,
+        "workers": sorted({w for per in result.workers.values() for w in per}),
         "runs": {
             "total": result.account.total_runs,
             "per_commit": dict(result.account.runs),

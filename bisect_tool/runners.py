@@ -62,6 +62,8 @@ class Batch:
 
     samples: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    setup_seconds: float = 0.0  # spent before measuring (a --build): not counted in the budget
+    worker: str = ""  # the Dask worker that measured, when one did
 
 
 class Runner(Protocol):

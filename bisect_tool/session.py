@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from . import parallel
 from .attribution import attribute
 from .check import CheckResult, check_commit
 from .errors import (
@@ -27,7 +28,8 @@ from .errors import (
 from .git import BisectStep, CommitInfo
 from .judge import Judge, Noise
 from .measure import Account, Event, Measurer
-from .policy import Decision, Policy
+from .parallel import Lane, NoCheckout
+from .policy import Decision, Judgement, Policy
 from .runners import BenchmarkSpec, Runner
 from .selection import log2_bound, select_benchmarks
 from .stats import DEFAULT_ALPHA, Comparison, Verdict
@@ -83,6 +85,7 @@ class BisectWorktree(Protocol):
     def path(self) -> object: ...
     def checkout(self, sha: str) -> None: ...
     def bisect_start(self, bad: str, good: str, *also_good: str) -> BisectStep: ...
+    def bisect_candidates(self) -> tuple[str, dict[str, tuple[str, ...]], set[str]]: ...
     def mark(self, verdict: str, sha: str) -> BisectStep: ...
     def bisect_log(self) -> str: ...
     def bisect_reset(self) -> None: ...
@@ -95,6 +98,7 @@ class CommitRecord:
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    workers: dict[str, str] = field(default_factory=dict)  # benchmark -> worker that judged it
 
 
 @dataclass
@@ -114,6 +118,7 @@ class BenchmarkOutcome:
     reason: str = ""  # why the endpoints' verdict is what it is
     noise: Noise | None = None
     waterfall: Waterfall | None = None  # every change from good to bad (attribution.py)
+    rounds: int = 0  # k-ary measurement rounds of its bisect (on Dask workers)
 
     @property
     def attributed(self) -> bool:
@@ -136,6 +141,8 @@ class SessionResult:
     wall_seconds: float = 0.0
     account: Account = field(default_factory=Account)
     advice: list[str] = field(default_factory=list)  # what to try next, for the report
+    rounds: int = 0  # measurement rounds: endpoints, steps (or k-ary rounds), confirmations
+    workers: dict[str, dict[str, int]] = field(default_factory=dict)  # sha -> worker -> runs
 
     @property
     def bisected(self) -> list[BenchmarkOutcome]:
@@ -185,8 +192,13 @@ class Session:
         options: BisectOptions,
         on_event: Callable[[Event], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        remote: Sequence[Runner] = (),
     ) -> None:
+        """`remote`: one runner per Dask worker (dask_pool.RemoteRunner); with them, every
+        worker measures its own references and the bisect runs in k-ary rounds."""
         self.repo = repo
+        self.remote = list(remote)
+        self.rounds = 0
         self.runner = runner
         self.store = store
         self.opt = options
@@ -218,34 +230,62 @@ class Session:
             f"{len(specs)} benchmark(s)",
         )
         with self.repo.private_worktree(self.bad) as wt:
-            m = Measurer(self.runner, self.store, wt, specs, self.on_event, clock=self.clock)
-            judge = Judge(
-                m,
-                self.opt.policy,
-                self.good,
-                self.bad,
-                self.opt.factor,
-                self.opt.delta,
-                self.on_event,
-            )
+            lanes = [
+                Lane(
+                    r.machine,
+                    self._judge(
+                        Measurer(
+                            r,
+                            self.store,
+                            NoCheckout(wt.path),
+                            specs,
+                            self.on_event,
+                            clock=self.clock,
+                        )
+                    ),
+                )
+                for r in self.remote
+            ]
             self.record(self.good, "good")
             self.record(self.bad, "bad")
-            outcomes = self._endpoints(judge, specs, named)
+            self.rounds += 1
+            if lanes:
+                primary, found = parallel.endpoints(lanes, specs, named)
+                judge = primary.judge
+                outcomes = self._endpoints(judge, specs, named, found)
+            else:
+                m = Measurer(self.runner, self.store, wt, specs, self.on_event, clock=self.clock)
+                judge = self._judge(m)
+                outcomes = self._endpoints(judge, specs, named)
             regressed = [o for o in outcomes if o.reproduces]
             self.emit("references", "endpoints measured", outcomes=outcomes)
             names = [r.spec.name for r in regressed]
             for o in regressed:
-                self.bisect_one(judge, wt, o, names)
+                if lanes:
+                    parallel.bisect_kary(self, lanes, wt, o, names)
+                else:
+                    self.bisect_one(judge, wt, o, names)
+            if lanes:  # confirmation, retries and attribution on one worker: its references
+                judge = parallel.live(lanes)[0].judge
             self.confirm_all(judge, regressed)
             self.retry_unconfirmed(judge, wt, regressed)
             attribute(self, judge, wt, regressed)
             for o in outcomes:
                 o.noise = judge.noise(o.spec.name, list(self.commits))
+        measurers = [lane.judge.m for lane in lanes] or [judge.m]
         all_samples: dict[str, dict[str, list[float]]] = {}
-        for sha in self.commits:
-            all_samples[sha] = {
-                s.name: m.samples(sha, s.name) for s in specs if m.samples(sha, s.name)
-            }
+        workers: dict[str, dict[str, int]] = {}
+        account = Account()
+        for m in measurers:
+            for sha in self.commits:
+                for s in specs:
+                    got = m.samples(sha, s.name)
+                    if got:
+                        all_samples.setdefault(sha, {}).setdefault(s.name, []).extend(got)
+            account.merge(m.account)
+            if lanes:
+                for sha, runs in m.account.runs.items():
+                    workers.setdefault(sha, {})[m.runner.machine] = runs
         return SessionResult(
             self.good,
             self.bad,
@@ -255,16 +295,28 @@ class Session:
             all_samples,
             self.skipped,
             self.clock() - started,
-            m.account,
+            account,
+            rounds=self.rounds,
+            workers=workers,
+        )
+
+    def _judge(self, m: Measurer) -> Judge:
+        return Judge(
+            m, self.opt.policy, self.good, self.bad, self.opt.factor, self.opt.delta, self.on_event
         )
 
     def _bound(self) -> int:
         return log2_bound(len(self.range_commits))
 
     def _endpoints(
-        self, judge: Judge, specs: Sequence[BenchmarkSpec], named: bool
+        self,
+        judge: Judge,
+        specs: Sequence[BenchmarkSpec],
+        named: bool,
+        found: dict[str, tuple[Judgement, Comparison]] | None = None,
     ) -> list[BenchmarkOutcome]:
-        found = judge.endpoints(specs, named)
+        if found is None:
+            found = judge.endpoints(specs, named)
         m = judge.m
         for sha, role in ((self.good, "good"), (self.bad, "bad")):
             failed = [s.name for s in specs if m.error(sha, s.name)]
@@ -345,6 +397,7 @@ class Session:
                 self._check_drift(judge, out)
                 last_refs = (self.clock(), judge.m.account.total_runs)
             rec = self.record(sha, "step")
+            self.rounds += 1
             verdict, reason = judge.step(sha, name, shared, min_runs)
             out.notes.extend(judge.notes.pop(name, []))
             if whole or name not in rec.verdicts:  # a segment's verdicts never overwrite
@@ -369,6 +422,11 @@ class Session:
             )
             git_word = {Verdict.GOOD: "good", Verdict.BAD: "bad"}.get(verdict, "skip")
             step = wt.mark(git_word, sha)
+        self.finish_bisect(wt, out, step)
+
+    def finish_bisect(self, wt: BisectWorktree, out: BenchmarkOutcome, step: BisectStep) -> None:
+        """Keep git's log and its answer (a culprit, or the candidates skips left), reset."""
+        name = out.spec.name
         out.bisect_log = wt.bisect_log()
         wt.bisect_reset()
         if step.culprit:
@@ -435,6 +493,7 @@ class Session:
             if out.culprit:
                 by_culprit.setdefault(out.culprit, []).append(out)
         for culprit, group in by_culprit.items():
+            self.rounds += 1
             parents = self.commits[culprit].info.parents
             if not parents:
                 for out in group:

@@ -3,6 +3,12 @@
 A repeated or widened bisect reuses what was measured; asking for more rounds appends to what is
 there. The cache lives outside the user's repository (under the user cache directory), so it
 never shows up in their status.
+
+Safe for concurrent writers: two bisects of one repository at once (or the threads of one
+bisect on Dask workers) lose no samples. Each save takes an exclusive lock on a file beside the
+cache (fcntl), reads what is on disk, appends only the samples this run added since its last
+save, and replaces the file atomically. Only the client writes; Dask workers send their samples
+back to it.
 """
 
 from __future__ import annotations
@@ -11,8 +17,16 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX: saves are atomic, not locked
+    fcntl = None  # type: ignore[assignment]
 
 CACHE_VERSION = 1
 
@@ -35,18 +49,10 @@ class MeasurementStore:
     def __init__(self, path: Path | None, read_existing: bool = True) -> None:
         self.path = path
         self._entries: dict[str, Entry] = {}
-        self._touched: set[str] = set()
-        if path is not None and read_existing and path.is_file():
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, ValueError):
-                data = {}
-            if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
-                for key, raw in data.get("entries", {}).items():
-                    self._entries[key] = Entry(
-                        [float(x) for x in raw.get("samples", [])],
-                        int(raw.get("rounds", 0)),
-                    )
+        self._new: dict[str, Entry] = {}  # what this run added since its last save
+        self._lock = threading.RLock()
+        if path is not None and read_existing:
+            self._entries = _read(path)
 
     @staticmethod
     def for_repository(cache_dir: Path, repo_id: str, read_existing: bool) -> MeasurementStore:
@@ -59,39 +65,78 @@ class MeasurementStore:
         return json.dumps([machine, settings, commit, benchmark])
 
     def get(self, key: str) -> Entry:
-        return self._entries.get(key) or Entry()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return Entry()
+            return Entry(list(entry.samples), entry.rounds, entry.error)
 
     def add(self, key: str, samples: list[float], rounds: int) -> Entry:
-        entry = self._entries.setdefault(key, Entry())
-        entry.samples.extend(samples)
-        entry.rounds += rounds
-        entry.error = None
-        self._touched.add(key)
-        return entry
+        with self._lock:
+            entry = self._entries.setdefault(key, Entry())
+            entry.samples.extend(samples)
+            entry.rounds += rounds
+            entry.error = None
+            delta = self._new.setdefault(key, Entry())
+            delta.samples.extend(samples)
+            delta.rounds += rounds
+            return entry
 
     def fail(self, key: str, error: str) -> None:
-        self._entries[key] = Entry(error=error)
-        self._touched.add(key)
-
-    def save(self) -> None:
-        """Merge what this run measured into the file, atomically."""
-        if self.path is None or not self._touched:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        on_disk = MeasurementStore(self.path)
-        for key in self._touched:
-            on_disk._entries[key] = self._entries[key]
         # failures stay in memory: a timeout or a missing dependency today must not make a
         # commit unmeasurable in every later run
-        payload = {
-            "version": CACHE_VERSION,
-            "entries": {
-                k: {"samples": e.samples, "rounds": e.rounds}
-                for k, e in on_disk._entries.items()
-                if e.samples
-            },
-        }
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh)
-        os.replace(tmp, self.path)
+        with self._lock:
+            self._entries[key] = Entry(error=error)
+
+    def save(self) -> None:
+        """Append what this run measured since its last save to the file, under a lock."""
+        with self._lock:
+            if self.path is None or not self._new:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with _locked(self.path.with_name(self.path.name + ".lock")):
+                on_disk = _read(self.path)
+                for key, delta in self._new.items():
+                    entry = on_disk.setdefault(key, Entry())
+                    entry.samples.extend(delta.samples)
+                    entry.rounds += delta.rounds
+                payload = {
+                    "version": CACHE_VERSION,
+                    "entries": {
+                        k: {"samples": e.samples, "rounds": e.rounds}
+                        for k, e in on_disk.items()
+                        if e.samples
+                    },
+                }
+                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(payload, fh)
+                os.replace(tmp, self.path)
+            self._new.clear()
+
+
+def _read(path: Path) -> dict[str, Entry]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    entries: dict[str, Entry] = {}
+    if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
+        for key, raw in data.get("entries", {}).items():
+            entries[key] = Entry(
+                [float(x) for x in raw.get("samples", [])], int(raw.get("rounds", 0))
+            )
+    return entries
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive lock held across read, merge and replace; released if the process dies."""
+    with open(lock_path, "a") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(fh, fcntl.LOCK_UN)

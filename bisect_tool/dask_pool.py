@@ -1,0 +1,294 @@
+"""Measuring on Dask workers: a local cluster (`--workers K`) or an existing one (`--scheduler`).
+
+Dask distributed schedules; smbisect writes no scheduler, RPC or worker protocol of its own.
+Each worker gets a `RemoteRunner` pinned to it, so a Judge drives a worker exactly as it drives
+the local machine: the judge asks for runs, the worker measures them and sends the samples
+back, and the client alone writes the cache. On the worker:
+
+- the repository comes from its path or clone URL (`--repo-url`) into a private clone, and
+  each commit is checked out in a directory of its own (git.Checkouts), built there once when
+  `--build` is given;
+- builds run in parallel, but only one benchmark process runs at a time per machine (an
+  exclusive lock on a file in the machine's temporary directory), so parallel work on one
+  machine never disturbs a timing;
+- the command sees `SMBISECT_WORKER`, the worker's name.
+
+A worker that disappears (killed, its machine gone) makes its measurement raise `WorkerLost`;
+the caller drops that worker and measures the commit again elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import EnvironmentProblem, MeasurementFailed, SmbisectError, UsageError, WorkerLost
+from .runners import Batch, BenchmarkSpec, Runner, _digest
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None  # type: ignore[assignment]
+
+_POLL_SECONDS = 1.0
+_INSTALL = "pip install 'smbisect[dask]' (Dask distributed)"
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    address: str
+    name: str
+    host: str
+
+    @property
+    def label(self) -> str:
+        """How reports name the machine and worker: host/name."""
+        return f"{self.host}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker needs to measure: where the repository is and how to run and build."""
+
+    source: str  # a path or clone URL the worker can reach
+    runner: Runner
+    build: tuple[str, ...] = ()
+    build_timeout: float = 600.0
+
+
+class Pool:
+    """A Dask client and the workers it measures on, in a stable order."""
+
+    def __init__(self, client: Any, cluster: Any = None) -> None:
+        self.client = client
+        self.cluster = cluster
+        self.workers = self._discover()
+        if not self.workers:
+            self.close()
+            raise EnvironmentProblem("the Dask cluster has no workers")
+        self._check_versions()
+
+    @staticmethod
+    def start(workers: int | None, scheduler: str | None, scratch: Path | None = None) -> Pool:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise EnvironmentProblem(f"--workers/--scheduler need Dask: {_INSTALL}") from None
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout=10)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise EnvironmentProblem(
+                    f"could not connect to the Dask scheduler at {scheduler}: {exc}"
+                ) from None
+            return Pool(client)
+        if workers is None or workers < 1:
+            raise UsageError("--workers must be at least 1")
+        import dask
+
+        if scratch is not None:  # dask-scratch-space goes with the run's temporary directory
+            dask.config.set({"temporary-directory": str(scratch)})
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            local_directory=str(scratch) if scratch else None,
+        )
+        return Pool(Client(cluster), cluster)
+
+    def _discover(self) -> list[WorkerInfo]:
+        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        found = [
+            WorkerInfo(addr, str(w.get("name", addr)), str(w.get("host", "")))
+            for addr, w in info.items()
+        ]
+        hosts = _hostnames(self.client)
+        found = [WorkerInfo(w.address, w.name, hosts.get(w.address, w.host)) for w in found]
+        return sorted(found, key=lambda w: (w.host, _natural(w.name)))
+
+    def _check_versions(self) -> None:
+        try:
+            versions = self.client.run(_worker_version)
+        except Exception as exc:  # a worker without smbisect cannot even unpickle the probe
+            raise EnvironmentProblem(
+                f"a Dask worker cannot run smbisect ({type(exc).__name__}: {exc}); install "
+                f"smbisect {__version__} on every worker"
+            ) from None
+        for addr, version in sorted(versions.items()):
+            if version != __version__:
+                raise EnvironmentProblem(
+                    f"Dask worker {addr} runs smbisect {version}, this is {__version__}; "
+                    "install the same version on every worker"
+                )
+
+    def alive(self, address: str) -> bool:
+        try:
+            return address in self.client.scheduler_info(n_workers=-1)["workers"]
+        except Exception:
+            return False
+
+    def runner_for(self, worker: WorkerInfo, job: Job) -> RemoteRunner:
+        return RemoteRunner(self, worker, job)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.run(_cleanup)  # the workers' clones and checkouts of this run
+        with contextlib.suppress(Exception):
+            self.client.close()
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close()
+
+
+class RemoteRunner:
+    """A Runner whose measurements run on one Dask worker."""
+
+    def __init__(self, pool: Pool, worker: WorkerInfo, job: Job) -> None:
+        self.pool = pool
+        self.worker = worker
+        self.job = job
+        # samples are compared only with references measured on the same worker
+        self.machine = worker.label
+        self.settings_key = _digest(job.runner.settings_key, "build", job.build)
+
+    def list_benchmarks(self) -> list[BenchmarkSpec]:
+        return self.job.runner.list_benchmarks()
+
+    def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
+        future = self.pool.client.submit(
+            measure_on_worker,
+            self.job,
+            commit,
+            list(names),
+            rounds,
+            workers=[self.worker.address],
+            allow_other_workers=False,
+            pure=False,
+        )
+        try:
+            while True:
+                try:
+                    kind, payload = future.result(timeout=_POLL_SECONDS)
+                    break
+                except TimeoutError:
+                    if not self.pool.alive(self.worker.address):
+                        raise WorkerLost(f"worker {self.worker.label} was lost") from None
+                except (SmbisectError, KeyboardInterrupt):
+                    raise
+                except Exception as exc:  # KilledWorker, CommClosedError, a crash in the task
+                    if not self.pool.alive(self.worker.address):
+                        raise WorkerLost(f"worker {self.worker.label} was lost") from None
+                    raise MeasurementFailed(
+                        f"on worker {self.worker.label}: {type(exc).__name__}: {exc}"
+                    ) from None
+        finally:
+            if not future.done():
+                with contextlib.suppress(Exception):
+                    future.cancel()
+        if kind == "failed":
+            message, detail = payload
+            raise MeasurementFailed(message, detail)
+        assert isinstance(payload, Batch)
+        payload.worker = self.worker.label
+        return payload
+
+
+# -- on the worker ---------------------------------------------------------------------------
+
+_STATE: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
+def _worker_version() -> str:
+    return __version__
+
+
+def _hostnames(client: Any) -> dict[str, str]:
+    try:
+        return dict(client.run(socket.gethostname))
+    except Exception:
+        return {}
+
+
+def _natural(name: str) -> tuple[int, str]:
+    return (int(name), "") if name.isdigit() else (1 << 30, name)
+
+
+def _worker_directory() -> Path:
+    """The worker's own scratch directory (Dask removes it when the worker stops)."""
+    try:
+        from distributed import get_worker
+
+        return Path(get_worker().local_directory)
+    except (ImportError, ValueError):
+        return Path(tempfile.gettempdir()) / f"smbisect-worker-{os.getpid()}"
+
+
+def _builder(job: Job) -> Any:
+    from .builds import Builder
+    from .git import Checkouts
+
+    key = (job.source, job.build)
+    if key not in _STATE:
+        tag = hashlib.sha256(job.source.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        root = _worker_directory() / "smbisect" / tag
+        checkouts = Checkouts(job.source, root)
+        _STATE[key] = Builder(job.build, checkouts, job.build_timeout)
+    return _STATE[key]
+
+
+def _cleanup() -> None:
+    for builder in _STATE.values():
+        builder.checkouts.close()
+        shutil.rmtree(builder.checkouts.root, ignore_errors=True)
+    _STATE.clear()
+
+
+@contextlib.contextmanager
+def machine_lock() -> Iterator[None]:
+    """One benchmark process at a time on this machine, whichever worker runs it."""
+    path = Path(tempfile.gettempdir()) / "smbisect-measure.lock"
+    with open(path, "a") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def measure_on_worker(job: Job, commit: str, names: list[str], rounds: int) -> tuple[str, Any]:
+    """Runs on a Dask worker: check out (and build) commit, then measure it under the lock."""
+    try:
+        from distributed import get_worker
+
+        os.environ["SMBISECT_WORKER"] = str(get_worker().name)
+    except (ImportError, ValueError):
+        pass
+    try:
+        builder = _builder(job)
+        if job.build:
+            path, seconds = builder.prepare(commit)
+        else:
+            path, _ = builder.checkouts.tree(commit)
+            seconds = 0.0
+        with machine_lock():
+            batch = job.runner.measure(path, commit, names, rounds)
+        batch.setup_seconds += seconds
+        return "ok", batch
+    except MeasurementFailed as exc:
+        return "failed", (str(exc), exc.detail)
+    except SmbisectError as exc:
+        return "failed", (str(exc), "")

@@ -1,0 +1,127 @@
+"""The command-line side of building commits and measuring them on Dask workers: the options,
+and turning them into runners (builds.py, dask_pool.py) for the session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .builds import Builder, BuildingRunner, split_build
+from .errors import UsageError
+from .git import Checkouts, GitRepo
+from .runners import Runner
+
+
+@dataclass(frozen=True)
+class ParallelChoice:
+    workers: int | None = None
+    scheduler: str | None = None
+    repo_url: str | None = None
+    build: str | None = None
+    build_timeout: float = 1800.0
+
+    @property
+    def distributed(self) -> bool:
+        return self.workers is not None or self.scheduler is not None
+
+
+def parallel_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--build",
+            metavar="COMMAND",
+            help="For --cmd: build each commit before measuring it, in a checkout of its own "
+            "(e.g. 'make -j2'). Its time is not measured; exit 125 skips the commit.",
+        ),
+        click.option(
+            "--build-timeout",
+            type=float,
+            default=ParallelChoice.build_timeout,
+            show_default=True,
+            metavar="SECONDS",
+            help="A build that takes longer fails, and its commit is skipped.",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(1, 64),
+            metavar="K",
+            help="For --cmd: bisect on K local Dask workers, measuring K commits per round "
+            "(about log_{K+1} N rounds). Builds run in parallel; one benchmark process runs at "
+            "a time per machine. Needs `pip install 'smbisect[dask]'`.",
+        ),
+        click.option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="For --cmd: bisect on the workers of a running Dask cluster "
+            "(`dask scheduler` / `dask worker ADDRESS`), one commit per worker per round. "
+            "Each worker compares a commit only with good and bad measured on itself.",
+        ),
+        click.option(
+            "--repo-url",
+            metavar="URL",
+            help="Where Dask workers clone the repository from (default: its path here, "
+            "which workers on this machine or a shared filesystem can reach).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def take_parallel(kw: dict[str, Any]) -> ParallelChoice:
+    return ParallelChoice(
+        workers=kw.pop("workers"),
+        scheduler=kw.pop("scheduler"),
+        repo_url=kw.pop("repo_url"),
+        build=kw.pop("build"),
+        build_timeout=kw.pop("build_timeout"),
+    )
+
+
+def check_parallel(choice: ParallelChoice, cmd: str | None) -> None:
+    if choice.workers is not None and choice.scheduler:
+        raise UsageError("give --workers or --scheduler, not both")
+    if cmd is None and choice.distributed:
+        raise UsageError(
+            "--workers and --scheduler work with --cmd; asv suites on Dask are not supported yet"
+        )
+    if cmd is None and choice.build:
+        raise UsageError("--build works with --cmd; for an asv suite use --python virtualenv")
+    if choice.repo_url and not choice.distributed:
+        raise UsageError("--repo-url is for Dask workers: give --workers or --scheduler too")
+    if choice.build_timeout <= 0:
+        raise UsageError(f"--build-timeout must be positive, not {choice.build_timeout:g}")
+    if choice.build:
+        split_build(choice.build)
+
+
+@contextmanager
+def runners(
+    repo: GitRepo, runner: Runner, choice: ParallelChoice, scratch: Path
+) -> Iterator[tuple[Runner, list[Runner]]]:
+    """The local runner (built through --build when given) and one runner per Dask worker
+    (none without --workers/--scheduler). The cluster is shut down on exit."""
+    build = tuple(split_build(choice.build)) if choice.build else ()
+    if not choice.distributed:
+        if not build:
+            yield runner, []
+            return
+        checkouts = Checkouts(str(repo.common_dir()), scratch / "builds")
+        try:
+            yield BuildingRunner(runner, Builder(build, checkouts, choice.build_timeout)), []
+        finally:
+            checkouts.close()
+        return
+    from .dask_pool import Job, Pool
+
+    pool = Pool.start(choice.workers, choice.scheduler, scratch / "dask")
+    try:
+        job = Job(choice.repo_url or str(repo.common_dir()), runner, build, choice.build_timeout)
+        yield runner, [pool.runner_for(w, job) for w in pool.workers]
+    finally:
+        pool.close()

@@ -1,0 +1,231 @@
+"""Bisecting on Dask workers (issue 11): a real LocalCluster, real temporary git repositories,
+real git bisect, through the command line. k-ary rounds, merges, skipped commits, a worker
+that is slower than the others, a worker killed in the middle of a measurement, --build."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import GitRepoBuilder
+from test_cli import make_history, repo_state
+from test_repo_shapes import one_line_error, smbisect
+
+pytest.importorskip("distributed")
+
+from bisect_tool import kary  # noqa: E402
+
+BENCH = """import os, pathlib, random, signal
+if pathlib.Path("broken").exists():
+    raise SystemExit(125)
+cost = float(pathlib.Path("cost.txt").read_text())
+if pathlib.Path("built.txt").exists():
+    cost *= float(pathlib.Path("built.txt").read_text())
+worker = os.environ.get("SMBISECT_WORKER", "")
+if worker == os.environ.get("SLOW_WORKER", "-"):
+    cost *= 1.5
+counter = os.environ.get("KILL_COUNTER")
+if counter and worker == "1":
+    c = pathlib.Path(counter)
+    n = int(c.read_text()) + 1 if c.exists() else 1
+    c.write_text(str(n))
+    if n == int(os.environ["KILL_AT"]):
+        os.kill(os.getppid(), signal.SIGKILL)  # the Dask worker process running this
+print(f"took {cost * random.uniform(0.98, 1.02):.5f}")
+"""
+
+
+def dask_bisect(
+    repo: Path, tmp_path: Path, good: str, *extra: str, env: dict[str, str] | None = None
+) -> tuple[Any, dict[str, Any]]:
+    out = tmp_path / "r.json"
+    res = smbisect(repo, tmp_path, good, "--json", str(out), *extra, env=env)
+    data = json.loads(out.read_text()) if out.exists() else {}
+    return res, data
+
+
+def no_worker_left_overs(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmpdir"
+    left = [p.name for p in scratch.iterdir()] if scratch.exists() else []
+    assert not [n for n in left if n != "smbisect-measure.lock"], left
+
+
+def test_three_workers_find_the_culprit_in_k_ary_rounds(tmp_path: Path) -> None:
+    repo = tmp_path / "proj"
+    shas = make_history(repo, [1.0] * 41 + [3.0] * 23, bench=BENCH)
+    before = repo_state(repo)
+    res, data = dask_bisect(repo, tmp_path, shas[0], "--workers", "3")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert data["culprits"][0]["sha"] == shas[41]
+    assert data["culprits"][0]["confirmed"]
+    assert len(data["workers"]) == 3
+    # endpoints, ceil(log4 63) = 3 rounds of three commits, the confirmation
+    assert data["rounds"] <= 1 + kary.rounds_bound(63, 3) + 1, data["rounds"]
+    judged = [s for s in data["steps"] if s["role"] == "step"]
+    assert {w for s in judged for w in s["worker"].values()} <= set(data["workers"])
+    assert len({w for s in judged for w in s["worker"].values()}) >= 2
+    assert all(set(s["runs_per_worker"]) <= set(data["workers"]) for s in data["steps"])
+    assert "Dask workers" in res.stdout and "rounds" in res.stdout
+    assert repo_state(repo) == before
+    no_worker_left_overs(tmp_path)
+
+
+def test_a_culprit_on_a_merged_branch_and_skipped_commits(
+    git_repo_factory: Any, tmp_path: Path
+) -> None:
+    repo: GitRepoBuilder = git_repo_factory(
+        [("c0", {"bench.py": BENCH, "cost.txt": "1.0\n"})]
+        + [(f"main {i}", {"log.txt": f"{i}\n"}) for i in range(1, 8)]
+    )
+    fork = repo.rev()
+    repo.branch("feature", fork)
+    repo.commit("feature 1", {"notes.txt": "a\n"})
+    culprit = repo.commit("feature 2: slower", {"cost.txt": "3.0\n"})
+    repo.commit("feature 3", {"notes.txt": "b\n"})
+    repo.checkout("main")
+    broken = {
+        repo.commit("main 8: broken", {"broken": "x"}),
+        repo.commit("main 9: still broken", {"log.txt": "9\n"}),
+    }
+    repo.commit("main 10: fixed", {"broken": None})
+    repo.merge("feature")
+    for i in range(11, 20):
+        repo.commit(f"main {i}", {"log.txt": f"{i}\n"})
+    res, data = dask_bisect(repo.path, tmp_path, repo.shas[0], "--workers", "2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert data["culprits"][0]["sha"] == culprit, res.stdout
+    skipped = {s["sha"] for s in data["skipped"]}
+    assert skipped <= broken  # only the broken commits
+    no_worker_left_overs(tmp_path)
+
+
+def test_a_slower_worker_is_judged_against_its_own_references(tmp_path: Path) -> None:
+    # worker 1 runs everything 1.5x slower: against worker 0's references its good commits
+    # (1.5) would look worse than the midpoint of 1.0 and 1.3; against its own they do not
+    repo = tmp_path / "proj"
+    shas = make_history(repo, [1.0] * 21 + [1.3] * 11, bench=BENCH)
+    res, data = dask_bisect(repo, tmp_path, shas[0], "--workers", "2", env={"SLOW_WORKER": "1"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert data["culprits"][0]["sha"] == shas[21]
+    on_slow = [s for s in data["steps"] if s["role"] == "step" and "1" in str(s["worker"])]
+    assert on_slow, "the slow worker judged no commit"
+
+
+def test_a_worker_killed_mid_measurement_costs_a_retry(tmp_path: Path) -> None:
+    repo = tmp_path / "proj"
+    shas = make_history(repo, [1.0] * 20 + [2.5] * 12, bench=BENCH)
+    counter = tmp_path / "runs-on-worker-1"
+    res, data = dask_bisect(
+        repo,
+        tmp_path,
+        shas[0],
+        "--workers",
+        "2",
+        env={"KILL_COUNTER": str(counter), "KILL_AT": "8"},  # after its 3+3 reference runs
+    )
+    assert int(counter.read_text()) >= 8  # the kill happened
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert data["culprits"][0]["sha"] == shas[20] and data["culprits"][0]["confirmed"]
+    no_worker_left_overs(tmp_path)
+
+
+BUILD = """import pathlib, time
+time.sleep(0.3)
+pathlib.Path("built.txt").write_text(pathlib.Path("speed.txt").read_text())
+"""
+
+
+@pytest.mark.parametrize("workers", [None, "2"])
+def test_build_runs_once_per_commit_and_its_output_is_measured(
+    tmp_path: Path, workers: str | None
+) -> None:
+    # the regression lives in what the build writes (speed.txt -> built.txt): only a commit
+    # that was built shows it; a build that exits 125 skips its commit
+    repo = tmp_path / "proj"
+    shas = make_history(repo, [1.0] * 16, bench=BENCH)
+    git = ["git", "-C", str(repo)]
+    import subprocess
+
+    (repo / "build.py").write_text(BUILD)
+    for i, speed in enumerate(["1.0"] * 6 + ["2.0"] * 10):
+        (repo / "speed.txt").write_text(speed + "\n")
+        (repo / "log.txt").write_text(f"speed {i}\n")
+        if i == 3:
+            (repo / "build.py").write_text("raise SystemExit(125)\n")
+        elif i == 4:
+            (repo / "build.py").write_text(BUILD)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", f"speed {i}"], check=True)
+    log = subprocess.run([*git, "rev-list", "--reverse", "HEAD"], capture_output=True, text=True)
+    all_shas = log.stdout.split()
+    culprit = all_shas[len(shas) + 6]
+    extra = ["--build", f"{sys.executable} build.py"]
+    if workers:
+        extra += ["--workers", workers]
+    res, data = dask_bisect(repo, tmp_path, all_shas[len(shas)], *extra)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert data["culprits"][0]["sha"] == culprit
+    assert all("build" not in (s["error"] or "") or "125" in s["error"] for s in data["steps"])
+    no_worker_left_overs(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "needle"),
+    [
+        (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], 2, "not both"),
+        (["--repo-url", "/somewhere"], 2, "--repo-url is for Dask workers"),
+        (["--build", "python 'unclosed"], 2, "--build cannot be split"),
+        (["--scheduler", "tcp://127.0.0.1:9"], 1, "could not connect to the Dask scheduler"),
+    ],
+)
+def test_bad_parallel_options_are_one_line_errors(
+    tmp_path: Path, extra: list[str], code: int, needle: str
+) -> None:
+    repo = tmp_path / "proj"
+    shas = make_history(repo, [1.0, 2.0], bench=BENCH)
+    res = smbisect(repo, tmp_path, shas[0], *extra)
+    assert needle in one_line_error(res, code)
+
+
+def test_workers_need_cmd(tmp_path: Path) -> None:
+    repo = tmp_path / "proj"
+    shas = make_history(repo, [1.0, 2.0], bench=BENCH)
+    res = subprocess_run_smbisect(repo, ["--good", shas[0], "--workers", "2"])
+    assert res.returncode == 2 and "work with --cmd" in res.stderr
+    assert "Traceback" not in res.stderr
+    zero = subprocess_run_smbisect(repo, ["--good", shas[0], "--cmd", "true", "--workers", "0"])
+    assert zero.returncode == 2 and "--workers" in zero.stderr
+
+
+def subprocess_run_smbisect(repo: Path, args: list[str]) -> Any:
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-m", "bisect_tool", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
+
+
+def test_a_worker_with_another_smbisect_version_is_refused(monkeypatch: Any) -> None:
+    from distributed import Client, LocalCluster
+
+    from bisect_tool import dask_pool
+    from bisect_tool.errors import EnvironmentProblem
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None)
+    client = Client(cluster)
+    try:
+        monkeypatch.setattr(dask_pool, "__version__", "0.0.0-other")
+        with pytest.raises(EnvironmentProblem, match="install the same version on every worker"):
+            dask_pool.Pool(client, cluster)
+    finally:
+        client.close()
+        cluster.close()
