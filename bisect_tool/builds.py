@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import MeasurementFailed, UsageError
-from .git import Checkouts
+from .git import Checkouts, file_lock
 from .runners import SKIP_EXIT_CODE, Batch, BenchmarkSpec, Runner, _digest, _tail, run_process
 
 
@@ -30,42 +30,44 @@ def split_build(command: str) -> list[str]:
 
 
 class Builder:
-    """Checks out and builds commits on demand, each in its own directory."""
+    """Checks out and builds commits on demand, each in its own directory. Whether a commit
+    was built (or why its build failed) is kept in a file beside its directory, so processes
+    sharing the checkouts (Dask workers on one machine) build each commit once."""
 
     def __init__(self, argv: Sequence[str], checkouts: Checkouts, timeout: float) -> None:
         self.argv = list(argv)
         self.checkouts = checkouts
         self.timeout = timeout
-        self.built: dict[str, str | None] = {}  # sha -> None (built) or why it failed
 
     def prepare(self, sha: str) -> tuple[Path, float]:
         """sha's built directory, and the seconds spent building it now (0 when it was)."""
-        path, fresh = self.checkouts.tree(sha)
-        if fresh:
-            self.built.pop(sha, None)
-        if sha in self.built:
-            failed = self.built[sha]
-            if failed:
-                raise MeasurementFailed(failed)
+        path, _ = self.checkouts.tree(sha)
+        if not self.argv:
             return path, 0.0
-        start = time.perf_counter()
-        try:
-            res = run_process(self.argv, path, self.timeout)
-        except MeasurementFailed as exc:
-            self.built[sha] = f"build {exc}"
-            raise MeasurementFailed(f"build {exc}") from None
-        seconds = time.perf_counter() - start
-        if res.returncode == SKIP_EXIT_CODE:
-            self.built[sha] = "build exited 125 (skip this commit)"
-        elif res.returncode != 0:
-            detail = _tail(res.stderr or res.stdout)
-            last = detail.splitlines()[-1] if detail else ""
-            self.built[sha] = f"build exited {res.returncode}: {last}".rstrip(": ")
-        else:
-            self.built[sha] = None
-        if self.built[sha]:
-            raise MeasurementFailed(self.built[sha] or "", _tail(res.stderr or res.stdout))
-        return path, seconds
+        marker = path.with_suffix(".built")
+        with file_lock(path.with_suffix(".lock")):
+            if marker.exists():
+                failed = marker.read_text()
+                if failed:
+                    raise MeasurementFailed(failed)
+                return path, 0.0
+            start = time.perf_counter()
+            detail = ""
+            try:
+                res = run_process(self.argv, path, self.timeout)
+                failed = ""
+                if res.returncode == SKIP_EXIT_CODE:
+                    failed = "build exited 125 (skip this commit)"
+                elif res.returncode != 0:
+                    detail = _tail(res.stderr or res.stdout)
+                    last = detail.splitlines()[-1] if detail else ""
+                    failed = f"build exited {res.returncode}: {last}".rstrip(": ")
+            except MeasurementFailed as exc:  # timed out, or the command is missing
+                failed = f"build {exc}"
+            marker.write_text(failed)
+            if failed:
+                raise MeasurementFailed(failed, detail)
+            return path, time.perf_counter() - start
 
 
 class BuildingRunner:

@@ -226,7 +226,8 @@ def bisect(
         improvements=improvements,
     )
     store = open_store(repo, cache_dir, no_cache)
-    with parallel_runners(repo, runner, parallel, scratch) as (local, remote):
+    good_sha, bad_sha = resolve_range(repo, good, bad)
+    with parallel_runners(repo, runner, parallel, scratch, good_sha, bad_sha) as (local, remote):
         session = Session(repo, local, store, options, _echo_event(verbosity), remote=remote)
         result = session.run()
     if (

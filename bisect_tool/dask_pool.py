@@ -27,6 +27,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class Job:
     runner: Runner
     build: tuple[str, ...] = ()
     build_timeout: float = 600.0
+    run_id: str = ""  # the workers of one machine share this run's checkouts and builds
 
 
 class Pool:
@@ -72,6 +74,8 @@ class Pool:
     def __init__(self, client: Any, cluster: Any = None) -> None:
         self.client = client
         self.cluster = cluster
+        self._speculative: list[Any] = []
+        self._local_builds: ThreadPoolExecutor | None = None
         self.workers = self._discover()
         if not self.workers:
             self.close()
@@ -142,9 +146,39 @@ class Pool:
     def runner_for(self, worker: WorkerInfo, job: Job) -> RemoteRunner:
         return RemoteRunner(self, worker, job)
 
+    @staticmethod
+    def build_here(job: Job, shas: Sequence[str], threads: int) -> ThreadPoolExecutor:
+        """Start building commits in this process, in the background, into the checkouts the
+        workers of this machine share: a local cluster's workers take seconds to start, and
+        good, bad and the first round's commits can be built meanwhile."""
+        ex = ThreadPoolExecutor(max(1, threads), thread_name_prefix="smbisect-build")
+        builder = _builder(job)
+        for sha in dict.fromkeys(shas):
+            ex.submit(_quietly, builder.prepare, sha)
+        return ex
+
+    def adopt_builds(self, ex: ThreadPoolExecutor) -> None:
+        self._local_builds = ex
+
+    def prebuild(self, job: Job, shas: Sequence[str]) -> None:
+        """Start building these commits now, one worker after another (speculative builds:
+        good, bad and the first round's commits, known before anything is measured). The
+        futures are kept, or Dask would cancel them. Commits this process builds already
+        (build_here) are left to it."""
+        if self._local_builds is not None:
+            return
+        for i, sha in enumerate(dict.fromkeys(shas)):
+            worker = self.workers[i % len(self.workers)]
+            self._speculative.append(
+                self.client.submit(build_on_worker, job, sha, workers=[worker.address], pure=False)
+            )
+
     def close(self) -> None:
+        if self._local_builds is not None:
+            self._local_builds.shutdown(wait=True, cancel_futures=True)
         with contextlib.suppress(Exception):
             self.client.run(_cleanup)  # the workers' clones and checkouts of this run
+        _cleanup()
         with contextlib.suppress(Exception):
             self.client.close()
         if self.cluster is not None:
@@ -165,6 +199,11 @@ class RemoteRunner:
 
     def list_benchmarks(self) -> list[BenchmarkSpec]:
         return self.job.runner.list_benchmarks()
+
+    def prebuild(self, shas: Sequence[str]) -> None:
+        """Build these commits ahead of their measurements, on any workers of the pool."""
+        if self.job.build:
+            self.pool.prebuild(self.job, shas)
 
     def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
         future = self.pool.client.submit(
@@ -207,7 +246,7 @@ class RemoteRunner:
 
 # -- on the worker ---------------------------------------------------------------------------
 
-_STATE: dict[tuple[str, tuple[str, ...]], Any] = {}
+_STATE: dict[tuple[str, tuple[str, ...], str], Any] = {}
 
 
 def _worker_version() -> str:
@@ -225,32 +264,40 @@ def _natural(name: str) -> tuple[int, str]:
     return (int(name), "") if name.isdigit() else (1 << 30, name)
 
 
-def _worker_directory() -> Path:
-    """The worker's own scratch directory (Dask removes it when the worker stops)."""
-    try:
-        from distributed import get_worker
-
-        return Path(get_worker().local_directory)
-    except (ImportError, ValueError):
-        return Path(tempfile.gettempdir()) / f"smbisect-worker-{os.getpid()}"
-
-
 def _builder(job: Job) -> Any:
+    """This machine's checkouts for the run, shared by its workers (git.Checkouts locks)."""
     from .builds import Builder
     from .git import Checkouts
 
-    key = (job.source, job.build)
+    key = (job.source, job.build, job.run_id)
     if key not in _STATE:
-        tag = hashlib.sha256(job.source.encode("utf-8", "surrogateescape")).hexdigest()[:12]
-        root = _worker_directory() / "smbisect" / tag
-        checkouts = Checkouts(job.source, root)
-        _STATE[key] = Builder(job.build, checkouts, job.build_timeout)
+        tag = hashlib.sha256(
+            f"{job.source}\0{job.run_id}".encode("utf-8", "surrogateescape")
+        ).hexdigest()[:12]
+        root = Path(tempfile.gettempdir()) / f"smbisect-builds-{tag}"
+        _STATE[key] = Builder(job.build, Checkouts(job.source, root, keep=None), job.build_timeout)
     return _STATE[key]
+
+
+def _quietly(prepare: Any, sha: str) -> None:
+    with contextlib.suppress(SmbisectError):
+        prepare(sha)
+
+
+def build_on_worker(job: Job, commit: str) -> str:
+    """Runs on a Dask worker: check out and build commit ahead of its measurement (a
+    speculative build); the outcome is kept for whichever worker of the machine measures it."""
+    try:
+        _builder(job).prepare(commit)
+    except SmbisectError as exc:
+        return str(exc)
+    return ""
 
 
 def _cleanup() -> None:
     for builder in _STATE.values():
-        builder.checkouts.close()
+        with contextlib.suppress(Exception):
+            builder.checkouts.close()
         shutil.rmtree(builder.checkouts.root, ignore_errors=True)
     _STATE.clear()
 
@@ -278,12 +325,7 @@ def measure_on_worker(job: Job, commit: str, names: list[str], rounds: int) -> t
     except (ImportError, ValueError):
         pass
     try:
-        builder = _builder(job)
-        if job.build:
-            path, seconds = builder.prepare(commit)
-        else:
-            path, _ = builder.checkouts.tree(commit)
-            seconds = 0.0
+        path, seconds = _builder(job).prepare(commit)
         with machine_lock():
             batch = job.runner.measure(path, commit, names, rounds)
         batch.setup_seconds += seconds

@@ -181,6 +181,15 @@ class GitRepo:
             merges.append((sha, tuple(parents)))
         return merges
 
+    def candidates(self, good: str, bad: str) -> dict[str, tuple[str, ...]]:
+        """The commits a bisect of good..bad starts from, each with its parents."""
+        out = self.repo.git.rev_list("--parents", bad, "--not", good)
+        dag: dict[str, tuple[str, ...]] = {}
+        for line in out.splitlines():
+            sha, *parents = line.split()
+            dag[sha] = tuple(parents)
+        return dag
+
     def merge_base(self, a: str, b: str) -> str | None:
         try:
             out = self.repo.git.merge_base(a, b)
@@ -754,57 +763,67 @@ def _one_line(exc: GitCommandError) -> str:
 class Checkouts:
     """Commits checked out side by side, one directory each, from a private clone of `source`
     (a path or a clone URL): where a build step runs once per commit and its output stays
-    while other commits are measured (--build), and where a Dask worker measures. At most
-    `keep` trees are kept; the least recently used goes first. Nothing of the source
-    repository is written: the clone is `git clone --no-checkout` into `root`."""
+    while other commits are measured (--build), and where Dask workers measure. Nothing of
+    the source repository is written: the clone is `git clone --no-checkout` into `root`.
 
-    def __init__(self, source: str, root: Path, keep: int = 6) -> None:
+    `keep`: at most that many trees, the least recently used removed first; None keeps every
+    tree until close(), which is what several processes sharing `root` need (the Dask workers
+    of one machine share their checkouts and builds). Every git command on the shared clone
+    runs under an exclusive lock on `root/git.lock`, so they may."""
+
+    def __init__(self, source: str, root: Path, keep: int | None = 6) -> None:
         self.source = source
         self.root = root
-        self.keep = max(2, keep)
+        self.keep = None if keep is None else max(2, keep)
         self._trees: dict[str, Path] = {}  # sha -> directory, least recently used first
+        root.mkdir(parents=True, exist_ok=True)
         clone = root / "clone"
-        try:
-            if (clone / ".git").is_dir():
-                self.repo = gitpython.Repo(clone)
-            else:
-                root.mkdir(parents=True, exist_ok=True)
-                self.repo = gitpython.Repo.clone_from(
-                    source, clone, no_checkout=True, quiet=True, env={"LC_ALL": "C"}
-                )
-        except (GitCommandError, InvalidGitRepositoryError, NoSuchPathError) as exc:
-            raise EnvironmentProblem(f"could not clone {source}: {_one_line(exc)}") from None
-        _plain_git(self.repo, _private_config(False))
-        with suppress(GitCommandError):
-            self.repo.git.worktree("prune")
-        for old in root.glob("tree-*"):
-            shutil.rmtree(old, ignore_errors=True)
+        with file_lock(root / "git.lock"):
+            try:
+                if (clone / ".git").is_dir():
+                    self.repo = gitpython.Repo(clone)
+                else:
+                    self.repo = gitpython.Repo.clone_from(
+                        source, clone, no_checkout=True, quiet=True, env={"LC_ALL": "C"}
+                    )
+            except (GitCommandError, InvalidGitRepositoryError, NoSuchPathError) as exc:
+                raise EnvironmentProblem(f"could not clone {source}: {_one_line(exc)}") from None
+            _plain_git(self.repo, _private_config(False))
+
+    def path_of(self, sha: str) -> Path:
+        return self.root / f"tree-{sha[:16]}"
 
     def tree(self, sha: str) -> tuple[Path, bool]:
         """sha's directory, and whether it was just checked out (and so needs its build)."""
         if sha in self._trees:
             self._trees[sha] = self._trees.pop(sha)
             return self._trees[sha], False
-        self._have(sha)
-        while len(self._trees) >= self.keep:
-            old, path = next(iter(self._trees.items()))
-            self.drop(old)
-        path = self.root / f"tree-{sha[:16]}"
-        shutil.rmtree(path, ignore_errors=True)
-        try:
-            self.repo.git.worktree("add", "--detach", "--force", str(path), sha)
-        except GitCommandError as exc:
-            raise EnvironmentProblem(f"could not check out {sha[:10]}: {_one_line(exc)}") from None
+        path = self.path_of(sha)
+        with file_lock(self.root / "git.lock"):
+            if self.keep is None and (path / ".git").exists():  # another process made it
+                self._trees[sha] = path
+                return path, False
+            self._have(sha)
+            while self.keep is not None and len(self._trees) >= self.keep:
+                self._drop(next(iter(self._trees)))
+            shutil.rmtree(path, ignore_errors=True)
+            try:
+                self.repo.git.worktree("add", "--detach", "--force", str(path), sha)
+            except GitCommandError as exc:
+                raise EnvironmentProblem(
+                    f"could not check out {sha[:10]}: {_one_line(exc)}"
+                ) from None
         self._trees[sha] = path
         return path, True
 
-    def drop(self, sha: str) -> None:
+    def _drop(self, sha: str) -> None:
         path = self._trees.pop(sha, None)
         if path is None:
             return
         with suppress(GitCommandError):
             self.repo.git.worktree("remove", "--force", "--force", str(path))
         shutil.rmtree(path, ignore_errors=True)
+        path.with_suffix(".built").unlink(missing_ok=True)
 
     def _have(self, sha: str) -> None:
         try:
@@ -824,5 +843,19 @@ class Checkouts:
                 ) from None
 
     def close(self) -> None:
-        for sha in list(self._trees):
-            self.drop(sha)
+        with file_lock(self.root / "git.lock"):
+            for sha in list(self._trees):
+                self._drop(sha)
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes (fcntl), released when the process dies."""
+    import fcntl
+
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

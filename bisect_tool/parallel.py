@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from . import kary
 from .errors import EnvironmentProblem, WorkerLost
@@ -51,6 +51,25 @@ def live(lanes: Sequence[Lane]) -> list[Lane]:
     if not found:
         raise EnvironmentProblem("every Dask worker was lost; nothing is left to measure on")
     return found
+
+
+def prebuild(lanes: Sequence[Lane], wt: BisectWorktree, good: str, bad: str) -> None:
+    """With a build step, start building good, bad and the first round's commits at once:
+    the first round's choice depends only on the history, not on any measurement."""
+    runner = lanes[0].judge.m.runner
+    if not isinstance(runner, Prebuilds):
+        return
+    wt.bisect_start(bad, good)
+    try:
+        tip, dag, skipped = wt.bisect_candidates()
+    finally:
+        wt.bisect_reset()
+    runner.prebuild([good, bad, *kary.pick(dag, tip, len(lanes), skipped)])
+
+
+@runtime_checkable
+class Prebuilds(Protocol):
+    def prebuild(self, shas: Sequence[str]) -> None: ...
 
 
 def endpoints(

@@ -3,6 +3,7 @@ and turning them into runners (builds.py, dask_pool.py) for the session."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 
 import click
 
+from . import kary
 from .builds import Builder, BuildingRunner, split_build
 from .errors import UsageError
 from .git import Checkouts, GitRepo
@@ -102,10 +104,17 @@ def check_parallel(choice: ParallelChoice, cmd: str | None) -> None:
 
 @contextmanager
 def runners(
-    repo: GitRepo, runner: Runner, choice: ParallelChoice, scratch: Path
+    repo: GitRepo,
+    runner: Runner,
+    choice: ParallelChoice,
+    scratch: Path,
+    good: str = "",
+    bad: str = "",
 ) -> Iterator[tuple[Runner, list[Runner]]]:
     """The local runner (built through --build when given) and one runner per Dask worker
-    (none without --workers/--scheduler). The cluster is shut down on exit."""
+    (none without --workers/--scheduler). The cluster is shut down on exit. With --workers
+    and --build, good, bad and the first round's commits are built while the cluster
+    starts."""
     build = tuple(split_build(choice.build)) if choice.build else ()
     if not choice.distributed:
         if not build:
@@ -119,9 +128,21 @@ def runners(
         return
     from .dask_pool import Job, Pool
 
-    pool = Pool.start(choice.workers, choice.scheduler, scratch / "dask")
+    source = choice.repo_url or str(repo.common_dir())
+    job = Job(source, runner, build, choice.build_timeout, uuid.uuid4().hex)
+    early = None
+    if build and choice.workers and good and bad:
+        first = kary.pick(repo.candidates(good, bad), bad, choice.workers)
+        early = Pool.build_here(job, [good, bad, *first], choice.workers)
     try:
-        job = Job(choice.repo_url or str(repo.common_dir()), runner, build, choice.build_timeout)
+        pool = Pool.start(choice.workers, choice.scheduler, scratch / "dask")
+    except BaseException:
+        if early is not None:
+            early.shutdown(wait=True, cancel_futures=True)
+        raise
+    if early is not None:
+        pool.adopt_builds(early)
+    try:
         yield runner, [pool.runner_for(w, job) for w in pool.workers]
     finally:
         pool.close()

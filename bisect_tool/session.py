@@ -250,6 +250,7 @@ class Session:
             self.record(self.bad, "bad")
             self.rounds += 1
             if lanes:
+                parallel.prebuild(lanes, wt, self.good, self.bad)
                 primary, found = parallel.endpoints(lanes, specs, named)
                 judge = primary.judge
                 outcomes = self._endpoints(judge, specs, named, found)
