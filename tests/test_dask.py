@@ -103,18 +103,6 @@ def test_a_culprit_on_a_merged_branch_and_skipped_commits(
     no_worker_left_overs(tmp_path)
 
 
-def test_a_slower_worker_is_judged_against_its_own_references(tmp_path: Path) -> None:
-    # worker 1 runs everything 1.5x slower: against worker 0's references its good commits
-    # (1.5) would look worse than the midpoint of 1.0 and 1.3; against its own they do not
-    repo = tmp_path / "proj"
-    shas = make_history(repo, [1.0] * 21 + [1.3] * 11, bench=BENCH)
-    res, data = dask_bisect(repo, tmp_path, shas[0], "--workers", "2", env={"SLOW_WORKER": "1"})
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert data["culprits"][0]["sha"] == shas[21]
-    on_slow = [s for s in data["steps"] if s["role"] == "step" and "1" in str(s["worker"])]
-    assert on_slow, "the slow worker judged no commit"
-
-
 def test_a_worker_killed_mid_measurement_costs_a_retry(tmp_path: Path) -> None:
     repo = tmp_path / "proj"
     shas = make_history(repo, [1.0] * 20 + [2.5] * 12, bench=BENCH)
@@ -229,3 +217,82 @@ def test_a_worker_with_another_smbisect_version_is_refused(monkeypatch: Any) -> 
     finally:
         client.close()
         cluster.close()
+
+
+def test_a_cluster_started_with_the_dask_command_line(tmp_path: Path) -> None:
+    """`dask scheduler` and two `dask worker`s, as a team starts them on its machines; one
+    worker is 1.5x slower than the other. The repository is reached by --repo-url."""
+    import subprocess
+    import time
+
+    dask = Path(sys.executable).with_name("dask")
+    if not dask.exists():
+        pytest.skip("the dask command is not installed beside this interpreter")
+    sched_file = tmp_path / "scheduler.json"
+    procs = [
+        subprocess.Popen(
+            [
+                str(dask),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        for _ in range(120):
+            if sched_file.exists() and sched_file.read_text().strip():
+                break
+            time.sleep(0.5)
+        address = json.loads(sched_file.read_text())["address"]
+        for name in ("alpha", "beta"):
+            env = {**os.environ, "SLOW_WORKER": "beta"}
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(dask),
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--name",
+                        name,
+                        "--no-dashboard",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env=env,
+                )
+            )
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+        repo = tmp_path / "proj"
+        shas = make_history(repo, [1.0] * 23 + [1.3] * 17, bench=BENCH)
+        res, data = dask_bisect(
+            repo, tmp_path, shas[0], "--scheduler", address, "--repo-url", str(repo)
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert data["culprits"][0]["sha"] == shas[23]
+        assert sorted(w.rsplit("/", 1)[1] for w in data["workers"]) == ["alpha", "beta"]
+        assert "alpha" in res.stdout and "beta" in res.stdout  # the machine per measurement
+        # against alpha's references, beta's good commits (1.5) would look worse than the
+        # cut between 1.0 and 1.3; against its own they do not
+        on_beta = [s for s in data["steps"] if s["role"] == "step" and "beta" in str(s["worker"])]
+        assert on_beta, "the slow worker judged no commit"
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
