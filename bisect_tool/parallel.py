@@ -11,7 +11,7 @@ A lane whose worker is lost is dropped, and its commit is measured again on anot
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -185,6 +185,18 @@ def bisect_kary(
             if step.done:
                 break
     session.finish_bisect(wt, out, step)
+
+
+def on_one_lane(lanes: Sequence[Lane], work: Callable[[Judge], None]) -> Judge:
+    """Run work with the first live lane's judge (confirmation, retries, attribution happen on
+    one worker, against its references); if that worker is lost, start over on the next."""
+    while True:
+        lane = live(lanes)[0]
+        try:
+            work(lane.judge)
+            return lane.judge
+        except WorkerLost:
+            lane.alive = False
 
 
 def lanes_by_label(lanes: Sequence[Lane], label: str) -> Lane:

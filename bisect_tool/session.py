@@ -266,11 +266,16 @@ class Session:
                     parallel.bisect_kary(self, lanes, wt, o, names)
                 else:
                     self.bisect_one(judge, wt, o, names)
-            if lanes:  # confirmation, retries and attribution on one worker: its references
-                judge = parallel.live(lanes)[0].judge
-            self.confirm_all(judge, regressed)
-            self.retry_unconfirmed(judge, wt, regressed)
-            attribute(self, judge, wt, regressed)
+
+            def finish(judge: Judge) -> None:
+                self.confirm_all(judge, regressed)
+                self.retry_unconfirmed(judge, wt, regressed)
+                attribute(self, judge, wt, regressed)
+
+            if lanes:  # on one worker, against its references; another if it is lost
+                judge = parallel.on_one_lane(lanes, finish)
+            else:
+                finish(judge)
             for o in outcomes:
                 o.noise = judge.noise(o.spec.name, list(self.commits))
         measurers = [lane.judge.m for lane in lanes] or [judge.m]
