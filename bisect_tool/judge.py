@@ -82,7 +82,7 @@ class Judge:
             seconds=max(
                 (acc.seconds.get(s, 0.0) - since.get(s, (0, 0.0))[1] for s in shas), default=0.0
             ),
-            seconds_total=acc.total_seconds,
+            seconds_total=acc.spent_overall,
         )
 
     def snapshot(self, *shas: str) -> dict[str, tuple[int, float]]:
@@ -197,7 +197,7 @@ class Judge:
         total = self.policy.budget.seconds_total
         if (
             total is not None
-            and self.m.account.total_seconds >= total
+            and self.m.account.spent_overall >= total
             and not self.m.runs(sha, name)
         ):
             return Verdict.SKIP, f"not measured: the total budget ({total:g} s) is spent"

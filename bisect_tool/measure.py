@@ -51,6 +51,13 @@ class Account:
     runs: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     load: list[float] = field(default_factory=list)
+    # on Dask workers, every worker's account also adds to the run's, which --max-time bounds
+    overall: Account | None = None
+
+    @property
+    def spent_overall(self) -> float:
+        """Seconds measured in the whole run, on every worker: what --max-time bounds."""
+        return self.overall.total_seconds if self.overall is not None else self.total_seconds
 
     @property
     def total_runs(self) -> int:
@@ -68,6 +75,8 @@ class Account:
         self.load.extend(other.load)
 
     def add(self, sha: str, runs: int, seconds: float, load: float | None) -> None:
+        if self.overall is not None:
+            self.overall.add(sha, runs, seconds, load)
         self.runs[sha] = self.runs.get(sha, 0) + runs
         self.seconds[sha] = self.seconds.get(sha, 0.0) + seconds
         if load is not None:

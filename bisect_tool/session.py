@@ -230,20 +230,9 @@ class Session:
             f"{len(specs)} benchmark(s)",
         )
         with self.repo.private_worktree(self.bad) as wt:
+            overall = Account()
             lanes = [
-                Lane(
-                    r.machine,
-                    self._judge(
-                        Measurer(
-                            r,
-                            self.store,
-                            NoCheckout(wt.path),
-                            specs,
-                            self.on_event,
-                            clock=self.clock,
-                        )
-                    ),
-                )
+                Lane(r.machine, self._judge(self._remote_measurer(r, wt, specs, overall)))
                 for r in self.remote
             ]
             self.record(self.good, "good")
@@ -305,6 +294,13 @@ class Session:
             rounds=self.rounds,
             workers=workers,
         )
+
+    def _remote_measurer(
+        self, runner: Runner, wt: BisectWorktree, specs: Sequence[BenchmarkSpec], overall: Account
+    ) -> Measurer:
+        m = Measurer(runner, self.store, NoCheckout(wt.path), specs, self.on_event, self.clock)
+        m.account.overall = overall  # --max-time bounds the seconds measured on every worker
+        return m
 
     def _judge(self, m: Measurer) -> Judge:
         return Judge(
