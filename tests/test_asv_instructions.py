@@ -304,6 +304,8 @@ def test_bisect_by_instructions_finds_a_planted_loop_in_few_runs(
     assert endpoint["ratio"] == pytest.approx(1.3, rel=0.05)
     (culprit,) = data["culprits"]
     assert culprit["sha"] == b.shas[2] and culprit["confirmed"]
-    # one run per commit decides: 3 + 3 at the endpoints, a step, 2 + 2 to confirm at most
-    assert data["runs"]["total"] <= 11, data["runs"]
+    # one run per step decides: 3 + 3 at the endpoints (the policy's minimum), one at each of
+    # the 2 steps, 2 + 2 fresh ones to confirm culprit and parent: 3 at every commit
+    assert data["runs"]["total"] <= 12, data["runs"]
+    assert max(data["runs"]["per_commit"].values()) == 3, data["runs"]
     assert "instructions per call" in res.stderr and "subtracted" in res.stderr
