@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from . import __version__, report, time_hint
+from . import __version__, asv_instructions, instructions, report, time_hint
 from .errors import (
     EXIT_ERROR,
     EXIT_NOT_REPRODUCED,
@@ -161,10 +161,14 @@ def build_runner(
 ) -> Runner:
     if choice.cmd is not None and bench:
         raise UsageError("--bench selects asv benchmarks; it cannot be combined with --cmd")
-    if choice.metric != "time" and choice.cmd is None:
-        raise UsageError("--metric applies to --cmd only")
+    counting = choice.metric in instructions.METRICS
+    if choice.metric != "time" and not counting and choice.cmd is None:
+        raise UsageError(f"--metric {choice.metric} applies to --cmd only")
     if choice.cmd is not None:
         return CommandRunner(choice.cmd, choice.metric, choice.timeout, choice.higher_is_better)
+    if counting:  # fail in one line before the suite is discovered
+        asv_instructions.check_python(choice.python, choice.metric)
+        instructions.find_valgrind(choice.metric)
     settings = AsvSettings(
         config=choice.config,
         suite_rev=choice.suite_rev,
@@ -172,7 +176,10 @@ def build_runner(
         timeout=choice.timeout,
         export_results=choice.asv_results,
     )
-    return AsvRunner(repo, settings, scratch, note)
+    runner = AsvRunner(repo, settings, scratch, note)
+    if counting:
+        return asv_instructions.AsvCountingRunner(runner, choice.metric, bench, note)
+    return runner
 
 
 def open_store(repo: GitRepo, cache_dir: str | None, no_cache: bool) -> MeasurementStore:
@@ -305,7 +312,8 @@ def runner_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "instructions its process tree executes, or estimated cycles (instructions plus "
             "weighted cache misses and branch mispredictions): the same count on a loaded "
             "machine, so one run per commit decides. Sleeps, I/O and lock waits do not count "
-            "(docs/instructions.md).",
+            "(docs/instructions.md). With asv, instructions or cycles count one call of each "
+            "time_ benchmark's body (setup and imports subtracted).",
         ),
         click.option(
             "--config",

@@ -59,3 +59,37 @@ def test_every_command_and_option_in_the_workflow_exists() -> None:
             if word.startswith("--"):
                 option = word.split("=", 1)[0]
                 assert option in text, f"{option} is not an option of {words[0]} {sub or ''}"
+
+
+def _steps(job: str) -> dict[str, dict[str, object]]:
+    data = yaml.safe_load(WORKFLOW.read_text())
+    return {s.get("id") or s.get("name") or s.get("uses"): s for s in data["jobs"][job]["steps"]}
+
+
+def test_pull_requests_can_be_judged_by_instruction_counts_and_time_stays_the_default() -> None:
+    """The repository variable SMBISECT_METRIC switches pull requests from asv continuous (wall
+    time) to smbisect --metric instructions under valgrind; unset, nothing changes."""
+    data = yaml.safe_load(WORKFLOW.read_text())
+    assert data["env"]["METRIC"] == "${{ vars.SMBISECT_METRIC || 'time' }}"
+    steps = _steps("pull-request")
+    assert steps["continuous"]["if"] == "env.METRIC == 'time'"
+    counted = steps["counted"]
+    assert counted["if"] == "env.METRIC != 'time'" and counted["continue-on-error"] is True
+    script = str(counted["run"])
+    assert '--metric "$METRIC"' in script and '--threshold "$COUNT_FACTOR"' in script
+    assert '[ "$code" -eq 3 ]' in script  # only "no regression" passes the check
+    install = steps["Install valgrind (instruction counts)"]
+    assert install["if"] == "env.METRIC != 'time'" and "valgrind" in str(install["run"])
+    names = list(steps)
+    assert names.index("Install valgrind (instruction counts)") < names.index("counted")
+    # the time path's bisect runs only after asv continuous; reports and the verdict follow both
+    assert steps["Bisect the regression with smbisect"]["if"] == (
+        "steps.continuous.outcome == 'failure'"
+    )
+    for name in (
+        "Attach the bisect report",
+        "Attach the site",
+        "Fail the check when asv continuous or the counts found a regression",
+    ):
+        assert "steps.counted.outcome == 'failure'" in str(steps[name]["if"])
+        assert "steps.continuous.outcome == 'failure'" in str(steps[name]["if"])
