@@ -58,6 +58,12 @@ class Judge:
 
     # -- numbers for the policy ----------------------------------------------------------------
 
+    def _counted(self, name: str) -> bool:
+        return is_deterministic(self.units.get(name, ""))
+
+    def _policy(self, name: str) -> pol.Policy:
+        return self.policy.counted() if self._counted(name) else self.policy
+
     def values(self, sha: str, name: str) -> list[float]:
         runs = self.m.runs(sha, name)
         return runs[self.ref_from.get((sha, name), 0) :]
@@ -133,7 +139,7 @@ class Judge:
         by_name = {s.name: s for s in specs}
         self.units.update({s.name: s.unit for s in specs})
         start = {(sha, n): len(self.m.runs(sha, n)) for sha in (self.good, self.bad) for n in names}
-        first = self.policy.min_reference_runs
+        first = min(self._policy(n).min_reference_runs for n in names) if names else 0
         for k in range(1, first + 1):
             order = (self.good, self.bad) if k % 2 else (self.bad, self.good)
             for sha in order:
@@ -154,7 +160,7 @@ class Judge:
                 j = pol.judge_endpoints(
                     self.difference(n, g, b, fresh_g, fresh_b),
                     self.threshold(n),
-                    self.policy,
+                    self._policy(n),
                     self.spent(self.good, self.bad),
                     spec.worse_is_higher,
                     # a count that never varies gains nothing from measuring to the budget
@@ -325,7 +331,12 @@ class Judge:
         todo = [n for n in names if not (self.m.error(parent, n) or self.m.error(culprit, n))]
         # only the confirmation's own runs count: taken alternately, a steady drift of the
         # machine favours neither side, which runs taken during the bisect cannot promise
-        start = {(sha, n): len(self.m.runs(sha, n)) for sha in (parent, culprit) for n in names}
+        # (a count that repeats has no drift: its earlier runs count too, plus a fresh one)
+        start = {
+            (sha, n): 0 if self._counted(n) else len(self.m.runs(sha, n))
+            for sha in (parent, culprit)
+            for n in names
+        }
         since = self.snapshot(parent, culprit)
         fresh = 0
         while todo:

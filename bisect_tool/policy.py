@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from functools import lru_cache
 
@@ -64,6 +64,13 @@ class Policy:
     noisy_ratio: float = 0.25  # noise scale above this fraction of the change is "high"
     segment_runs: int = 16  # attribution: fresh runs per end at most, to see if a segment changed
     budget: Budget = Budget()
+
+    def counted(self) -> Policy:
+        """For a count that repeats (instructions, cycles: docs/instructions.md): a second run
+        at each endpoint shows the spread, and "unchanged" needs no more than that. The
+        confirmation then uses every run of culprit and parent, plus one fresh run each
+        (judge.py): there is no drift of the machine for fresh runs to guard against."""
+        return replace(self, min_reference_runs=2, min_unchanged_runs=2)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from .scoring import CaseResult, load_jsonl, result_row
 from .tables import render_report
 
 TOOLS = ("smbisect", "asv-find")
-CMD_METRICS = ("stdout", "time")
+CMD_METRICS = ("stdout", "time", "cputime", "instructions")
 PROJECT = Path(__file__).resolve().parents[2]
 
 
@@ -141,8 +141,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--cmd-metric",
         default="stdout",
         choices=CMD_METRICS,
-        help="With --cmd-mode: the time bench.py prints for one work() call (default), or "
-        "the wall time of the whole process (interpreter start-up included).",
+        help="With --cmd-mode: the time bench.py prints for one work() call (default), the "
+        "wall or CPU time of the whole process (interpreter start-up included), or its "
+        "instructions under valgrind (use --noise 0: the injected jitter changes the work).",
     )
     p.add_argument(
         "--smbisect-args",
