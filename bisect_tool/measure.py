@@ -165,3 +165,27 @@ class Measurer:
             # transient failure must not erase a reference in the middle of a bisect
         self.store.save()
         return batch
+
+
+def collect(
+    measurers: Sequence[Measurer],
+    shas: Sequence[str],
+    specs: Sequence[BenchmarkSpec],
+    per_worker: bool,
+) -> tuple[dict[str, dict[str, list[float]]], Account, dict[str, dict[str, int]]]:
+    """Everything measured, for the result: samples per commit and benchmark, the runs and
+    seconds spent, and (on Dask workers) the runs each worker took per commit."""
+    samples: dict[str, dict[str, list[float]]] = {}
+    workers: dict[str, dict[str, int]] = {}
+    account = Account()
+    for m in measurers:
+        for sha in shas:
+            for s in specs:
+                got = m.samples(sha, s.name)
+                if got:
+                    samples.setdefault(sha, {}).setdefault(s.name, []).extend(got)
+        account.merge(m.account)
+        if per_worker:
+            for sha, runs in m.account.runs.items():
+                workers.setdefault(sha, {})[m.runner.machine] = runs
+    return samples, account, workers

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from . import kary
 from .errors import EnvironmentProblem, WorkerLost
 from .judge import Judge
-from .runners import BenchmarkSpec
+from .measure import Account
+from .runners import BenchmarkSpec, Runner
 from .stats import Comparison, Verdict
 
 if TYPE_CHECKING:
@@ -44,6 +45,18 @@ class NoCheckout:
 
     def checkout(self, sha: str) -> None:
         pass
+
+
+def lanes(runners: Sequence[Runner], judge_for: Callable[[Runner], Judge]) -> list[Lane]:
+    """One lane per worker's runner. Their accounts also add up to one for the whole run, which
+    --max-time bounds (the seconds measured on every worker together)."""
+    overall = Account()
+    found = []
+    for runner in runners:
+        judge = judge_for(runner)
+        judge.m.account.overall = overall
+        found.append(Lane(runner.machine, judge))
+    return found
 
 
 def live(lanes: Sequence[Lane]) -> list[Lane]:

@@ -27,8 +27,8 @@ from .errors import (
 )
 from .git import BisectStep, CommitInfo
 from .judge import Judge, Noise
-from .measure import Account, Event, Measurer
-from .parallel import Lane, NoCheckout
+from .measure import Account, Event, Measurer, collect
+from .parallel import NoCheckout
 from .policy import Decision, Judgement, Policy
 from .runners import BenchmarkSpec, Runner
 from .selection import log2_bound, select_benchmarks
@@ -230,11 +230,12 @@ class Session:
             f"{len(specs)} benchmark(s)",
         )
         with self.repo.private_worktree(self.bad) as wt:
-            overall = Account()
-            lanes = [
-                Lane(r.machine, self._judge(self._remote_measurer(r, wt, specs, overall)))
-                for r in self.remote
-            ]
+            lanes = parallel.lanes(
+                self.remote,
+                lambda r: self._judge(
+                    Measurer(r, self.store, NoCheckout(wt.path), specs, self.on_event, self.clock)
+                ),
+            )
             self.record(self.good, "good")
             self.record(self.bad, "bad")
             self.rounds += 1
@@ -268,19 +269,7 @@ class Session:
             for o in outcomes:
                 o.noise = judge.noise(o.spec.name, list(self.commits))
         measurers = [lane.judge.m for lane in lanes] or [judge.m]
-        all_samples: dict[str, dict[str, list[float]]] = {}
-        workers: dict[str, dict[str, int]] = {}
-        account = Account()
-        for m in measurers:
-            for sha in self.commits:
-                for s in specs:
-                    got = m.samples(sha, s.name)
-                    if got:
-                        all_samples.setdefault(sha, {}).setdefault(s.name, []).extend(got)
-            account.merge(m.account)
-            if lanes:
-                for sha, runs in m.account.runs.items():
-                    workers.setdefault(sha, {})[m.runner.machine] = runs
+        all_samples, account, workers = collect(measurers, list(self.commits), specs, bool(lanes))
         return SessionResult(
             self.good,
             self.bad,
@@ -294,13 +283,6 @@ class Session:
             rounds=self.rounds,
             workers=workers,
         )
-
-    def _remote_measurer(
-        self, runner: Runner, wt: BisectWorktree, specs: Sequence[BenchmarkSpec], overall: Account
-    ) -> Measurer:
-        m = Measurer(runner, self.store, NoCheckout(wt.path), specs, self.on_event, self.clock)
-        m.account.overall = overall  # --max-time bounds the seconds measured on every worker
-        return m
 
     def _judge(self, m: Measurer) -> Judge:
         return Judge(
