@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from . import stats
 from .git import GitRepo
+from .judge import Judge
 from .measure import Measurer
+from .policy import Decision, Policy
 from .runners import BenchmarkSpec, Runner
 from .selection import select_benchmarks
 from .stats import Comparison, Verdict
@@ -41,52 +42,38 @@ def check_commit(
     patterns: Sequence[str] = (),
     factor: float | None = None,
     delta: float | None = None,
-    samples: int = 10,
-    max_samples: int = 30,
-    alpha: float = stats.DEFAULT_ALPHA,
+    runs: int | None = None,
+    policy: Policy | None = None,
 ) -> CheckResult:
-    """Is rev worse than baseline beyond the threshold, significantly? Measures more if unclear.
+    """Is rev worse than baseline beyond the threshold, significantly? Decided with the
+    endpoints' sequential rule (docs/policy.md): `runs` runs of each first (the policy's 3 by
+    default), then one more pair at a time, baseline and rev alternately, until bad is shown
+    worse beyond the threshold, shown within it, or the budget is spent (unclear: skip).
 
-    The baseline's samples come from the cache when they exist, so a `git bisect run` that calls
-    this at every step measures the baseline once.
+    The baseline's runs come from the cache when they exist, so a `git bisect run` that calls
+    this at every step measures the baseline about once.
     """
     base_sha = repo.resolve(baseline, "--good")
     sha = repo.resolve(rev, "REV")
     specs = select_benchmarks(runner.list_benchmarks(), patterns)
-    names = [s.name for s in specs]
+    policy = policy or Policy()
+    if runs is not None:
+        policy = replace(policy, min_reference_runs=max(policy.min_reference_runs, runs))
     rows: list[tuple[BenchmarkSpec, Comparison | None, Verdict, str]] = []
     with repo.private_worktree(sha) as wt:
         m = Measurer(runner, store, wt, specs, lambda e: None)
-        m.ensure(base_sha, names, samples)
-        m.ensure(sha, names, samples)
+        judge = Judge(m, policy, base_sha, sha, factor, delta, lambda e: None)
+        found = judge.endpoints(specs, named=False)
         for spec in specs:
-            name = spec.name
-            err = m.error(sha, name) or m.error(base_sha, name)
-            if err:
-                rows.append((spec, None, Verdict.SKIP, err))
+            err = m.error(sha, spec.name) or m.error(base_sha, spec.name)
+            if spec.name not in found:
+                rows.append((spec, None, Verdict.SKIP, err or "could not be measured"))
                 continue
-            worse_high = spec.worse_is_higher if spec.worse_is_higher is not None else True
-            while True:
-                base, cur = m.samples(base_sha, name), m.samples(sha, name)
-                worse, comp = stats.regression_reproduces(
-                    base, cur, alpha, factor, delta, worse_high
-                )
-                beyond = stats.beyond_threshold(
-                    stats.median(base), stats.median(cur), factor, delta, worse_high
-                )
-                if worse:
-                    rows.append((spec, comp, Verdict.BAD, "worse beyond the threshold"))
-                    break
-                if not beyond or comp.p_value >= 0.5:
-                    rows.append((spec, comp, Verdict.GOOD, "within the threshold"))
-                    break
-                if len(cur) >= max_samples:
-                    rows.append((spec, comp, Verdict.UNKNOWN, "unclear after the sample budget"))
-                    break
-                more = m.add_samples(sha, [name], samples // 2 or 1)
-                m.add_samples(base_sha, [name], samples // 2 or 1)
-                if not more.samples.get(name):
-                    why = more.errors.get(name, "no result")
-                    rows.append((spec, comp, Verdict.SKIP, f"measuring more failed: {why}"))
-                    break
+            j, comp = found[spec.name]
+            if j.decision is Decision.REGRESSED:
+                rows.append((spec, comp, Verdict.BAD, f"worse beyond the threshold: {j.reason}"))
+            elif j.decision is Decision.UNCHANGED:
+                rows.append((spec, comp, Verdict.GOOD, f"within the threshold: {j.reason}"))
+            else:
+                rows.append((spec, comp, Verdict.UNKNOWN, f"unclear: {j.reason}"))
     return CheckResult(base_sha, sha, rows)

@@ -626,12 +626,13 @@ def demo(
 @click.option(
     "--samples",
     type=click.IntRange(3, 200),
-    default=10,
-    show_default=True,
-    help="Samples of each revision before the first verdict.",
+    default=None,
+    metavar="N",
+    help="Runs of each revision before the first verdict (default 3); then one more pair at "
+    "a time until the evidence decides, as at a bisect's endpoints.",
 )
 @click.option("-q", "--quiet", count=True)
-def check(rev: str, good: str, samples: int, quiet: int, **kw: Any) -> None:
+def check(rev: str, good: str, samples: int | None, quiet: int, **kw: Any) -> None:
     """Measure one commit against a baseline; exit like a `git bisect run` step.
 
     \b

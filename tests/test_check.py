@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,11 @@ def test_check_exit_codes_on_a_real_repository(tmp_path: Path) -> None:
     slower = smbisect("check", shas[3], *common, cwd=repo)
     assert slower.returncode == 1, slower.stdout + slower.stderr
     assert "bad" in slower.stdout
+    # decided sequentially: an obvious 1.6x needs the first 3 runs a side, not a fixed 10
+    (cache,) = (tmp_path / "c").glob("*.json")
+    entries = json.loads(cache.read_text())["entries"]
+    runs_at = {json.loads(k)[2]: len(v["samples"]) for k, v in entries.items()}
+    assert runs_at[shas[3]] <= 4, runs_at
     broken = smbisect("check", shas[4], *common, cwd=repo)
     assert broken.returncode == 125, broken.stdout + broken.stderr
     assert "ImportError" in broken.stdout
