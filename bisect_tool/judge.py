@@ -185,6 +185,11 @@ class Judge:
                 )
                 for _ in range(more):
                     flip = not flip
+                    if all(self._counted(n) for n in todo) and any(
+                        len(self.m.runs(self.good, n)) < 2 for n in todo
+                    ):
+                        self.m.add(self.good, todo, 1)  # a repeat shows the count's spread
+                        continue
                     for sha in (self.bad, self.good) if flip else (self.good, self.bad):
                         self.m.add(sha, todo, 1)
         return found
@@ -341,6 +346,11 @@ class Judge:
         fresh = 0
         while todo:
             order = (parent, culprit) if fresh % 2 == 0 else (culprit, parent)
+            if fresh == 0 and all(self._counted(n) for n in todo):
+                # a count: a second run of the culprit confirms it, the parent's runs count
+                order = tuple(
+                    sha for sha in order if sha == culprit or not self.m.runs(sha, todo[0])
+                )
             for sha in order:
                 self.m.add(sha, todo, 1)
             fresh += 1
@@ -353,7 +363,7 @@ class Judge:
                 j = pol.judge_confirm(
                     self.difference(n, par, cul, par, cul),
                     self.threshold(n),
-                    self.policy,
+                    self._policy(n),
                     self.spent(parent, culprit, since=since),
                     self.worse_high.get(n, True),
                 )

@@ -66,11 +66,11 @@ class Policy:
     budget: Budget = Budget()
 
     def counted(self) -> Policy:
-        """For a count that repeats (instructions, cycles: docs/instructions.md): a second run
-        at each endpoint shows the spread, and "unchanged" needs no more than that. The
-        confirmation then uses every run of culprit and parent, plus one fresh run each
-        (judge.py): there is no drift of the machine for fresh runs to guard against."""
-        return replace(self, min_reference_runs=2, min_unchanged_runs=2)
+        """For a count that repeats (instructions, cycles: docs/instructions.md): one run per
+        commit, a second run of good to show the spread, and a second run of the culprit to
+        confirm it (judge.py). There is no drift of the machine for fresh, interleaved runs to
+        guard against, and a verdict that is unclear still gets more runs."""
+        return replace(self, min_reference_runs=1, min_unchanged_runs=1, min_confirm_runs=1)
 
 
 @dataclass(frozen=True)
