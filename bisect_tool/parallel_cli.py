@@ -133,7 +133,8 @@ def runners(
     early = None
     if build and choice.workers and good and bad:
         first = kary.pick(repo.candidates(good, bad), bad, choice.workers)
-        early = Pool.build_here(job, [good, bad, *first], choice.workers)
+        # all at once: nothing is measured yet, and a CPU-bound build takes as long in total
+        early = Pool.build_here(job, [good, bad, *first], 2 + len(first))
     try:
         pool = Pool.start(choice.workers, choice.scheduler, scratch / "dask")
     except BaseException:
