@@ -688,6 +688,13 @@ def check(rev: str, good: str, samples: int, quiet: int, **kw: Any) -> None:
     show_default=True,
 )
 @click.option("--output", metavar="FILE", help="Write the comparison here instead of stdout.")
+@click.option(
+    "--culprits",
+    "culprits_file",
+    metavar="RESULT.json",
+    help="A bisect's --json: show its culprits per benchmark, with their shares and whether "
+    "each lies in BASE..HEAD.",
+)
 @click.option("-q", "--quiet", count=True)
 def compare(
     base: str,
@@ -697,6 +704,7 @@ def compare(
     from_results: bool,
     fmt: str,
     output: str | None,
+    culprits_file: str | None,
     quiet: int,
     **kw: Any,
 ) -> None:
@@ -712,6 +720,7 @@ def compare(
     2: bad usage or an environment error.
     """
     from . import compare as comparing
+    from . import compare_culprits as culprit_refs
 
     choice = take_choice(kw)
 
@@ -721,9 +730,13 @@ def compare(
         if choice.cmd is not None:
             raise UsageError("compare works on the asv suite; --cmd is for bisecting")
         check_outputs(output)
+        culprits = culprit_refs.load(culprits_file) if culprits_file else None
         repo = choice.open_repo(kw["repo_path"])
         base_sha = repo.resolve(base, "BASE")
         head_sha = repo.resolve(head, "HEAD")
+        if culprits is not None:
+            inside = culprit_refs.range_test(repo, base_sha, head_sha)
+            culprits = culprit_refs.locate(culprits, inside)
         with tempfile.TemporaryDirectory(prefix="smbisect-compare-") as tmp:
             runner = build_runner(repo, choice, kw["bench"], Path(tmp), _note(-quiet))
             assert isinstance(runner, AsvRunner)
@@ -746,7 +759,10 @@ def compare(
                     repo, runner, base_sha, head_sha, samples, kw["bench"], progress
                 )
         result = comparing.compare_measured(measured, base_sha, head_sha, factor)
-        text = comparing.render(result, fmt)
+        if culprits is not None:
+            text = culprit_refs.render(result, fmt, culprits)
+        else:
+            text = comparing.render(result, fmt)
         if output:
             Path(output).write_text(text + "\n")
             if quiet <= 0:
