@@ -772,3 +772,12 @@ def compare(
         return 1 if comparing.has_regression(result) else 0
 
     sys.exit(run_guarded(go, error_code=EXIT_USAGE))
+
+
+def _add_asv_tags() -> None:
+    from .asv_tags import command
+
+    main.add_command(command)
+
+
+_add_asv_tags()

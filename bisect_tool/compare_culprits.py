@@ -53,10 +53,10 @@ def _number(value: Any) -> float | None:
 
 def _entry(raw: Any, i: int, where: str) -> CulpritRef:
     if not isinstance(raw, dict) or not isinstance(raw.get("benchmark"), str):
-        raise UsageError(f"--culprits {where}: culprits[{i}] has no benchmark name")
+        raise UsageError(f"{where}: culprits[{i}] has no benchmark name")
     sha = raw.get("sha")
     if sha is not None and not isinstance(sha, str):
-        raise UsageError(f"--culprits {where}: culprits[{i}] has a sha that is not a string")
+        raise UsageError(f"{where}: culprits[{i}] has a sha that is not a string")
     seg = raw.get("segment")
     segment = (seg[0], seg[1]) if isinstance(seg, list) and len(seg) == 2 else None
     if segment and not all(isinstance(s, str) for s in segment):
@@ -75,23 +75,24 @@ def _entry(raw: Any, i: int, where: str) -> CulpritRef:
     )
 
 
-def load(path: str | Path) -> Culprits:
-    """The culprits of a bisect's --json file; a one-line UsageError for anything else."""
-    where = str(path)
+def load(path: str | Path, option: str = "--culprits") -> Culprits:
+    """The culprits of a bisect's --json file; a one-line UsageError for anything else, which
+    starts with `option` (the option that named the file) when there is one."""
+    where = f"{option} {path}" if option else str(path)
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise UsageError(f"--culprits {where}: no such file") from None
+        raise UsageError(f"{where}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--culprits {where}: cannot read it ({exc})") from None
+        raise UsageError(f"{where}: cannot read it ({exc})") from None
     except ValueError as exc:
-        raise UsageError(f"--culprits {where}: not JSON ({exc})") from None
+        raise UsageError(f"{where}: not JSON ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("culprits"), list):
-        raise UsageError(f"--culprits {where}: not a bisect result (no `culprits` list)")
+        raise UsageError(f"{where}: not a bisect result (no `culprits` list)")
     refs = tuple(_entry(raw, i, where) for i, raw in enumerate(data["culprits"]))
     good, bad = data.get("good"), data.get("bad")
     return Culprits(
-        where,
+        str(path),
         good if isinstance(good, str) else None,
         bad if isinstance(bad, str) else None,
         refs,

@@ -155,3 +155,20 @@ def test_compare_names_the_culprits_of_a_real_bisect(tmp_path: Path) -> None:
     line_old = next(ln for ln in section.splitlines() if shas[4][:10] in ln)
     line_new = next(ln for ln in section.splitlines() if shas[8][:10] in ln)
     assert line_old.endswith("no") and line_new.endswith("yes")
+    # the asv site: the same culprits, tagged, drawn by `asv publish` on every graph
+    res = run_smbisect("asv-tags", str(out), cwd=repo)
+    assert res.returncode == 0, res.stdout + res.stderr
+    names = {f"smbisect/{c['sha'][:10]}": c["sha"] for c in bisected["culprits"]}
+    assert set(res.stdout.split()) == {"tagged", *names}
+    publish = subprocess.run(
+        [sys.executable, "-m", "asv", "publish"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert publish.returncode == 0, publish.stdout + publish.stderr
+    index = json.loads((repo / ".asv" / "html" / "index.json").read_text())
+    assert set(names) <= set(index["tags"])
+    for name, sha in names.items():  # asv keeps a short hash per revision
+        assert sha.startswith(index["revision_to_hash"][str(index["tags"][name])])
