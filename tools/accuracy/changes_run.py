@@ -255,7 +255,10 @@ def failures(results: Sequence[ChangesCaseResult]) -> list[str]:
         got = []
         for c in t.culprits:
             sha = str(c.get("sha") or "-")[:10]
-            tag = "planted" if c.get("sha") in t.planted else "NOT planted"
+            if not c.get("sha"):
+                tag = "no commit named"
+            else:
+                tag = "planted" if c.get("sha") in t.planted else "NOT planted"
             state = "confirmed" if c.get("confirmed") else "unconfirmed"
             ratio = c.get("ratio")
             got.append(
