@@ -635,7 +635,7 @@ def test_parse_changes_and_which_changes_must_be_found() -> None:
     assert required((2.0, 0.97), "--threshold=1.02") == (True, True)
 
 
-def test_bad_changes_option_is_one_line_and_exit_2() -> None:
+def test_bad_changes_option_is_a_usage_error_without_traceback() -> None:
     res = subprocess.run(
         [sys.executable, str(TOOLS / "bisect_accuracy.py"), "--changes", "2,0.4"],
         capture_output=True,
