@@ -708,6 +708,13 @@ def check(rev: str, good: str, samples: int | None, quiet: int, **kw: Any) -> No
     show_default=True,
 )
 @click.option("--output", metavar="FILE", help="Write the comparison here instead of stdout.")
+@click.option(
+    "--culprits",
+    "culprits_file",
+    metavar="RESULT.json",
+    help="A bisect's --json: show its culprits per benchmark, with their shares and whether "
+    "each lies in BASE..HEAD.",
+)
 @click.option("-q", "--quiet", count=True)
 def compare(
     base: str,
@@ -717,6 +724,7 @@ def compare(
     from_results: bool,
     fmt: str,
     output: str | None,
+    culprits_file: str | None,
     quiet: int,
     **kw: Any,
 ) -> None:
@@ -732,6 +740,7 @@ def compare(
     2: bad usage or an environment error.
     """
     from . import compare as comparing
+    from . import compare_culprits as culprit_refs
 
     choice = take_choice(kw)
 
@@ -741,9 +750,13 @@ def compare(
         if choice.cmd is not None:
             raise UsageError("compare works on the asv suite; --cmd is for bisecting")
         check_outputs(output)
+        culprits = culprit_refs.load(culprits_file) if culprits_file else None
         repo = choice.open_repo(kw["repo_path"])
         base_sha = repo.resolve(base, "BASE")
         head_sha = repo.resolve(head, "HEAD")
+        if culprits is not None:
+            inside = culprit_refs.range_test(repo, base_sha, head_sha)
+            culprits = culprit_refs.locate(culprits, inside)
         with tempfile.TemporaryDirectory(prefix="smbisect-compare-") as tmp:
             runner = build_runner(repo, choice, kw["bench"], Path(tmp), _note(-quiet))
             assert isinstance(runner, AsvRunner)
@@ -766,7 +779,10 @@ def compare(
                     repo, runner, base_sha, head_sha, samples, kw["bench"], progress
                 )
         result = comparing.compare_measured(measured, base_sha, head_sha, factor)
-        text = comparing.render(result, fmt)
+        if culprits is not None:
+            text = culprit_refs.render(result, fmt, culprits)
+        else:
+            text = comparing.render(result, fmt)
         if output:
             Path(output).write_text(text + "\n")
             if quiet <= 0:
@@ -776,3 +792,12 @@ def compare(
         return 1 if comparing.has_regression(result) else 0
 
     sys.exit(run_guarded(go, error_code=EXIT_USAGE))
+
+
+def _add_asv_tags() -> None:
+    from .asv_tags import command
+
+    main.add_command(command)
+
+
+_add_asv_tags()

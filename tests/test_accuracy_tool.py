@@ -8,6 +8,7 @@ the load by starting and stopping it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import re
@@ -23,6 +24,16 @@ TOOLS = Path(__file__).resolve().parents[1] / "tools"
 if str(TOOLS) not in sys.path:
     sys.path.insert(0, str(TOOLS))  # tools/ is not installed; its package is `accuracy`
 
+from accuracy.changes import (  # noqa: E402
+    ALL_RIGHT,
+    INCOMPLETE,
+    ChangesCase,
+    commits_target,
+    parse_changes,
+    required,
+    score_changes,
+)
+from accuracy.changes_run import make_changes_repo  # noqa: E402
 from accuracy.cli import parse_args, setup_line  # noqa: E402
 from accuracy.history import (  # noqa: E402
     BASE_SIZE,
@@ -40,6 +51,9 @@ from accuracy.history import (  # noqa: E402
 from accuracy.load import BurstyLoad, group_pids  # noqa: E402
 from accuracy.run import SmbisectSettings, load_context, smbisect_argv  # noqa: E402
 from accuracy.scoring import (  # noqa: E402
+    ERROR,
+    UNCONFIRMED,
+    WRONG,
     CaseResult,
     ToolResult,
     load_jsonl,
@@ -596,3 +610,130 @@ def test_entry_point_keeps_working(tmp_path: Path) -> None:
     )
     assert "| 1/1 [0.21, 1.00]" in res.stdout and "Overall" in res.stdout
     assert re.search(r"\|\s+90\.0\*\s+\|\s+16 missed", res.stdout)
+
+
+# ---------------------------------------------------------------------------------------------
+# Several planted changes (--changes, issue 9)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_parse_changes_and_which_changes_must_be_found() -> None:
+    assert parse_changes("1.5,2") == (1.5, 2.0)
+    assert parse_changes("2x, 0.7x") == (2.0, 0.7)
+    for bad in ("2", "1.5,x", "2,1", "0.9,1.1", "2,-1", "1.1,1.1,1.1,1.1"):
+        with pytest.raises(ValueError):
+            parse_changes(bad)
+    # slowdowns always; 0.7x after 2x hides part of it (2x > 1.4x net * 1.05): bisected too
+    assert required((1.5, 2.0)) == (True, True)
+    assert required((2.0, 0.7)) == (True, True)
+    # 0.95x after 1.5x and 2x hides nothing (2x < 2.85x net): reported only, unless asked
+    assert required((1.5, 2.0, 0.95)) == (True, True, False)
+    assert required((1.5, 2.0, 0.95), "--improvements") == (True, True, True)
+    # the threshold decides "hides": 2x vs 1.94x net is within 1.05x, not within 1.02x
+    assert required((2.0, 0.97)) == (True, False)
+    assert required((2.0, 0.97), "--threshold 1.02") == (True, True)
+    assert required((2.0, 0.97), "--threshold=1.02") == (True, True)
+
+
+def test_bad_changes_option_is_a_usage_error_without_traceback() -> None:
+    res = subprocess.run(
+        [sys.executable, str(TOOLS / "bisect_accuracy.py"), "--changes", "2,0.4"],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    assert "--changes '2,0.4': the changes together must slow" in res.stderr
+
+
+def test_planted_changes_multiply_the_constant_on_merge_histories(tmp_path: Path) -> None:
+    case = ChangesCase(48, "merges", (1.5, 2.0), 0.0, 0, 12345)
+    built = make_changes_repo(case, tmp_path / "repo")
+    path = built.repo.path
+    assert len(built.planted) == 2 and built.n1 + built.n2 == 48
+    touching = git(path, "log", "--format=%H", "--no-merges", "--", "acc/core.py").split()
+    assert set(touching) == {*built.planted, built.repo.good}
+    older, newer = built.planted
+    assert git(path, "rev-list", "--count", f"{built.repo.good}..{older}") == str(built.n1)
+    for sha in git(path, "rev-list", f"{built.repo.good}..{built.repo.bad}").split():
+        factor = 1.0
+        for planted, f in zip(built.planted, case.factors, strict=True):
+            anc = subprocess.run(["git", "merge-base", "--is-ancestor", planted, sha], cwd=path)
+            factor *= f if anc.returncode == 0 else 1.0
+        assert size_at(path, sha) == round(BASE_SIZE * factor), sha
+    assert size_at(path, built.repo.bad) == round(BASE_SIZE * 3.0)
+    assert commits_target(built.n1, built.n2) == (
+        math.ceil(math.log2(max(2, built.n1))) + math.ceil(math.log2(max(2, built.n2))) + 8
+    )
+
+
+def _changes_json(entries: list[tuple[str, bool]], exit_code: int = 0) -> dict[str, Any]:
+    return {
+        "exit_code": exit_code,
+        "culprits": [
+            {"benchmark": "b", "sha": sha, "confirmed": ok, "kind": "regression", "ratio": 2.0}
+            for sha, ok in entries
+        ],
+        "steps": [{"sha": str(i) * 40, "samples": {"b": [1.0]}} for i in range(9)],
+        "runs": {"total": 120},
+        "waterfall": [{"residual": {"ratio": 1.02}}],
+    }
+
+
+def test_score_changes_right_wrong_and_incomplete() -> None:
+    a, b, c = "a" * 40, "b" * 40, "c" * 40
+    right = score_changes(_changes_json([(b, True), (a, True)]), 0, [a, b], [True, True], 8, 8, 1)
+    assert right.outcome == ALL_RIGHT and right.right and not right.wrong
+    assert right.commits_measured == 9 and right.target == 14 and right.within_target
+    assert right.runs == 120
+    # one planted change in the residual: incomplete, not wrong
+    half = score_changes(_changes_json([(b, True)]), 0, [a, b], [True, True], 8, 8, 1)
+    assert half.outcome == INCOMPLETE and not half.right
+    # both confirmed but exit 4 (something left unattributed): not right
+    left = score_changes(_changes_json([(a, True), (b, True)], 4), 4, [a, b], [True, True], 8, 8, 1)
+    assert left.outcome == INCOMPLETE
+    # a confirmed commit that was not planted is wrong, even beside both right ones
+    wrong = score_changes(
+        _changes_json([(a, True), (b, True), (c, True)]), 0, [a, b], [True, True], 8, 8, 1
+    )
+    assert wrong.outcome == WRONG and wrong.wrong == [c]
+    # a speedup that need not be found may be missing
+    spare = score_changes(_changes_json([(a, True)]), 0, [a, b], [True, False], 8, 8, 1)
+    assert spare.outcome == ALL_RIGHT
+    # nothing confirmed: the exit code says what happened
+    none = score_changes(_changes_json([(a, False)], 4), 4, [a, b], [True, True], 8, 8, 1)
+    assert none.outcome == UNCONFIRMED
+    assert score_changes(None, 1, [a, b], [True, True], 8, 8, 1).outcome == ERROR
+
+
+def test_two_changes_end_to_end(tmp_path: Path) -> None:
+    """A tiny two-change grid through the real tool: a generated repository, smbisect in
+    command mode through real git bisect, scored, saved and re-rendered."""
+    jsonl, md = tmp_path / "r.jsonl", tmp_path / "r.md"
+    argv = [
+        sys.executable, str(TOOLS / "bisect_accuracy.py"), "--lengths", "10",
+        "--shapes", "linear", "--changes", "3,4", "--noise", "0", "--trials", "1",
+        "--cmd-mode", "--seed", "3", "--jsonl", str(jsonl), "--markdown", str(md),
+        "--timeout", "600",
+    ]  # fmt: skip
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "only smbisect is run" in res.stderr
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["kind"] == "changes"
+    smb = rows[0]["smbisect"]
+    assert len(smb["planted"]) == 2 and smb["needed"] == [True, True]
+    # 3x then 4x without injected noise: both found and confirmed, nothing else
+    assert smb["outcome"] == ALL_RIGHT, smb
+    assert sorted(smb["confirmed"]) == sorted(smb["planted"]) and smb["exit_code"] == 0
+    assert smb["n1"] + smb["n2"] == 10 and 0 < smb["commits_measured"] <= smb["target"]
+    assert "| 10  | linear  | 3x then 4x" in res.stdout
+    assert "1/1 [0.21, 1.00]" in res.stdout
+    assert "3x then 4x" in md.read_text()
+    again = subprocess.run(
+        [sys.executable, str(TOOLS / "bisect_accuracy.py"), "--from-jsonl", str(jsonl)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "3x then 4x" in again.stdout and "all named+confirmed" in again.stdout

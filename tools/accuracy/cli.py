@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from .changes import from_row, parse_changes, read_rows
+from .changes_run import render_changes_report, run_changes_grid
 from .history import LOADS, MODES, SHAPES, WORKLOADS, build_cases, git, make_case_repo
 from .run import (
     SmbisectSettings,
@@ -151,6 +153,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="ARGS",
         help='Extra arguments for smbisect, split like a shell would, e.g. "--timeout 60".',
     )
+    p.add_argument(
+        "--changes",
+        action="append",
+        default=[],
+        metavar="F1,F2",
+        help="Plant several changes instead of one slowdown: factors oldest first, e.g. 1.5,2 "
+        "(a 1.5x slowdown, then a 2x one) or 2,0.7 (a slowdown, then a speedup); repeat for a "
+        "grid. Runs smbisect only; --slowdowns is ignored.",
+    )
     p.add_argument("--seed", type=int, default=20240601, help="Base seed.")
     p.add_argument("--markdown", metavar="FILE", help="Append the tables to this Markdown file.")
     p.add_argument("--jsonl", metavar="FILE", help="Append one JSON line per case here.")
@@ -177,6 +188,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.smbisect_argv = shlex.split(args.smbisect_args)
     except ValueError as exc:
         p.error(f"--smbisect-args cannot be split into arguments: {exc}")
+    try:
+        args.changes_list = [parse_changes(text) for text in args.changes]
+    except ValueError as exc:
+        p.error(f"--changes {exc}")
     for s in args.shape_list:
         if s not in SHAPES:
             p.error(f"--shapes: unknown shape {s!r} (use {', '.join(SHAPES)})")
@@ -214,8 +229,18 @@ def setup_line(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.from_jsonl:
-        print(render_report(load_jsonl(_items(args.from_jsonl))))
+        paths = _items(args.from_jsonl)
+        single, several = read_rows(paths)
+        parts = [render_report(load_jsonl(paths))] if single or not several else []
+        if several:
+            parts.append(render_changes_report([from_row(row) for row in several]))
+        print("\n\n".join(parts))
         return 0
+    given = list(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "tools/bisect_accuracy.py", *given])
+    if args.changes_list:
+        heading = (command, smbisect_version(), machine_info(), setup_line(args))
+        return run_changes_grid(args, *heading)
     cases = build_cases(
         args.length_list,
         args.shape_list,
@@ -229,8 +254,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         smbisect_args=args.smbisect_args,
     )
     settings = SmbisectSettings(args.mode, args.cmd_metric, tuple(args.smbisect_argv))
-    given = list(sys.argv[1:] if argv is None else argv)
-    command = shlex.join(["python", "tools/bisect_accuracy.py", *given])
     started = time.perf_counter()
     version = smbisect_version()
     setup = setup_line(args)

@@ -10,10 +10,11 @@ unrelated file or is a --no-ff merge.
 from __future__ import annotations
 
 import json
+import math
 import random
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -410,21 +411,28 @@ def write_repo(
     seed: int,
     case_line: str,
     workload: str = "python",
+    changes: Mapping[int, float] | None = None,
 ) -> GeneratedRepo:
     """Write the planned history with `git fast-import` (a 1024-commit repo takes a second).
 
     Each commit's full tree is written (deleteall + files), which makes merges exact: a merge
-    holds the union of its parents' files, and the slow workload constant if either parent has it.
+    holds the union of its parents' files. The workload constant of every commit is the base
+    size times the factor of each planted change it contains: `changes` maps node ids to
+    factors (several changes, tools/accuracy/changes.py), by default the culprit's slowdown.
     """
     path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "-q", "-b", "main")
     git(path, "config", "user.name", "Accuracy Bench")
     git(path, "config", "user.email", "acc@example.invalid")
-    slow_size = int(round(BASE_SIZES[workload] * slowdown))
+    planted = dict(changes) if changes is not None else {plan.culprit: slowdown}
+    contains: dict[int, frozenset[int]] = {}
     trees: dict[int, dict[str, str]] = {}
     stream = bytearray()
     stamp = 1_700_000_000
     for node in plan.nodes:
+        inherited = frozenset().union(*(contains[p] for p in node.parents))
+        contains[node.id] = inherited | ({node.id} if node.id in planted else set())
+        size = int(round(BASE_SIZES[workload] * math.prod(planted[c] for c in contains[node.id])))
         if not node.parents:
             tree = base_tree(case_line, noise, seed, workload)
             msg = "Initial acc package, asv suite and config"
@@ -432,13 +440,10 @@ def write_repo(
             tree = dict(trees[node.parents[0]])
             for other in node.parents[1:]:
                 for name, content in trees[other].items():
-                    if name == "acc/core.py":
-                        if f"SIZE = {slow_size}\n" in content:
-                            tree[name] = content  # the slow constant wins: it is newer
-                    else:
-                        tree.setdefault(name, content)  # main's own files are supersets
-            if node.kind == "culprit":
-                tree["acc/core.py"] = core_py(slow_size, noise, seed, workload)
+                    tree.setdefault(name, content)  # main's own files are supersets
+            # the constant of every planted change the commit contains (a merge: of both sides)
+            tree["acc/core.py"] = core_py(size, noise, seed, workload)
+            if node.id in planted:
                 msg = "Tune the workload batch size"
             elif node.kind == "merge":
                 feature = next(n.branch for n in plan.nodes if n.id == node.parents[1])
