@@ -79,6 +79,15 @@ class Attribution:
         while queue:
             low, high = queue.pop(0)
             seg, comp = self.check(low, high)
+            if seg is Segment.UNCLEAR:
+                out.notes.append(
+                    f"between {low[:10]} and {high[:10]} the benchmark may change by "
+                    f"{comp.ratio:.3g}x [{comp.ci_low:.3g}, {comp.ci_high:.3g}], but "
+                    f"{self.judge.policy.segment_runs} fresh runs of each end did not show it "
+                    "significant: the machine is too noisy to tell (a quieter machine, "
+                    "--metric cputime or instructions); it stays in the residual"
+                )
+                continue
             if seg is Segment.NONE:
                 continue
             kind = REGRESSION if seg is Segment.REGRESSION else IMPROVEMENT
@@ -215,7 +224,7 @@ class Attribution:
                 seg, _ = wf.judge_segment(d, threshold, policy, spent, self.worse_high)
                 if seg is not Segment.MORE:
                     comp = sub.comparison_of(fresh_low, fresh_high, name, two_sided=True)
-                    if seg is not Segment.NONE:
+                    if seg in (Segment.REGRESSION, Segment.IMPROVEMENT):
                         self.emit(
                             f"{seg.value} between {low[:10]} and {high[:10]}: "
                             f"{comp.ratio:.3g}x [{comp.ci_low:.3g}, {comp.ci_high:.3g}]"

@@ -62,7 +62,10 @@ class Policy:
     min_confirm_runs: int = 2  # fresh, interleaved runs of culprit and parent each
     careful_step_runs: int = 3  # runs per step when bisecting again after a failed confirm
     noisy_ratio: float = 0.25  # noise scale above this fraction of the change is "high"
-    segment_runs: int = 16  # attribution: fresh runs per end at most, to see if a segment changed
+    # attribution: fresh runs per end at most, to see if a segment changed. 16 left a real 1.5x
+    # segment 3.2 standard errors from none at 40% noise per run (docs/accuracy.md, "Two
+    # changes"); the runs are spent only while the estimate stays beyond the threshold
+    segment_runs: int = 48
     budget: Budget = Budget()
 
     def counted(self) -> Policy:

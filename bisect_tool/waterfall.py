@@ -24,7 +24,10 @@ IMPROVEMENT = "improvement"
 class Segment(str, Enum):
     REGRESSION = "regression"  # the newer end is worse beyond the threshold, significantly
     IMPROVEMENT = "improvement"  # the newer end is better beyond the threshold, significantly
-    NONE = "none"  # no significant change beyond the threshold (or not shown within the budget)
+    NONE = "none"  # no significant change beyond the threshold
+    # the estimate lies beyond the threshold, but the budget was spent before it was shown
+    # significant: reported as a change that may be there, never counted or bisected
+    UNCLEAR = "unclear"
     MORE = "more"  # measure both ends once more
 
 
@@ -94,8 +97,11 @@ def judge_segment(
         return Segment.IMPROVEMENT, down
     # more runs only while the estimate itself is beyond the threshold: a segment whose best
     # guess is a change too small to count is not worth the runs that would prove it
-    if Decision.MORE in (up.decision, down.decision) and abs(d.diff) > threshold:
-        return Segment.MORE, up
+    if abs(d.diff) > threshold:
+        if Decision.MORE in (up.decision, down.decision):
+            return Segment.MORE, up
+        if d.n >= policy.min_reference_runs:
+            return Segment.UNCLEAR, up
     return Segment.NONE, up
 
 
