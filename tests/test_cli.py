@@ -31,14 +31,18 @@ def git(repo: Path, *args: str) -> str:
 
 
 def make_history(
-    root: Path, costs: list[float], bench: str = BENCH, broken: set[int] = frozenset()
+    root: Path,
+    costs: list[float],
+    bench: str = BENCH,
+    broken: set[int] = frozenset(),
+    bench_file: str = "bench.py",
 ) -> list[str]:
     """One commit per cost (commit 0 is the good baseline); returns shas oldest first."""
     root.mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
     git(root, "config", "user.name", "Test Author")
     git(root, "config", "user.email", "test@example.invalid")
-    (root / "bench.py").write_text(bench)
+    (root / bench_file).write_text(bench)
     shas = []
     for i, cost in enumerate(costs):
         (root / "cost.txt").write_text(f"{cost}\n")
@@ -194,7 +198,9 @@ def test_wall_time_metric_finds_a_slower_sleep(tmp_path):
 def test_threshold_factor_above_the_regression_means_no_bisect(tmp_path):
     repo = tmp_path / "proj"
     shas = make_history(repo, [1.0] * 3 + [1.3] * 3)
-    res = cmd_bisect(repo, tmp_path, shas[0], "--threshold", "1.5")
+    # bad looks worse (1.3x), so the command, a named benchmark, is measured to the budget
+    # before it is called within the threshold: 12 runs, not the default 200, per endpoint
+    res = cmd_bisect(repo, tmp_path, shas[0], "--threshold", "1.5", "--max-runs-per-commit", "12")
     assert res.returncode == 3, res.stderr
 
 
