@@ -12,6 +12,10 @@ import pytest
 
 from bisect_tool.demo import build_demo_repository
 
+# Under pytest-xdist (pyproject's addopts) the tests that run asv share one worker, one at a
+# time: they share asv's machine file in $HOME, and keep each other's timings out of theirs.
+pytestmark = pytest.mark.xdist_group("asv")
+
 ASV_CONF = {
     "version": 1,
     "project": "tiny",
