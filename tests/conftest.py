@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 BASE_EPOCH = 1_700_000_000  # 2023-11-14T22:13:20Z; commit i is dated BASE_EPOCH + 60 * i
 
@@ -155,6 +156,21 @@ class GitRepoBuilder:
             state[name] = f.read_text() if f.exists() else "<absent>"
         state["bisect_log"] = self.git("bisect", "log", check=False)
         return state
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_threaded_blas() -> Iterator[None]:
+    """BLAS on one thread in the test process, as benchmarks/__init__.py pins it for the suite.
+
+    A multi-threaded OpenBLAS that competes with other processes for a small machine's cores
+    runs SmallMind's small matrices 5-10x slower (training 40 steps: 2 s alone, 27 s next to
+    other work), and gains nothing at these sizes. Results are the same to the tolerances the
+    tests use; child processes keep their own settings.
+    """
+    import numpy  # noqa: F401  (loads OpenBLAS, so there is a pool to limit)
+
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture

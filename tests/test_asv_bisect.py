@@ -12,6 +12,10 @@ import pytest
 
 from bisect_tool.demo import build_demo_repository
 
+# Under pytest-xdist (pyproject's addopts) the tests that run asv share one worker, one at a
+# time: they share asv's machine file in $HOME, and keep each other's timings out of theirs.
+pytestmark = pytest.mark.xdist_group("asv")
+
 ASV_CONF = {
     "version": 1,
     "project": "tiny",
@@ -105,8 +109,19 @@ def test_asv_mode_bisects_only_the_regressed_benchmark_and_skips_import_failures
     shas = tiny_asv_repo(repo, sizes, broken={3})
     status = git(repo, "status", "--porcelain")
     out = tmp_path / "r.json"
+    # time_other (microseconds, unchanged) needs many runs to be shown within 5% of good when
+    # other work shares the machine; its endpoints end inconclusive at the cap instead, which
+    # is not a regression either. The 10x regression is decided in a few runs a commit.
     res = run_smbisect(
-        "--good", shas[0], "--json", str(out), "--cache-dir", str(tmp_path / "cache"), cwd=repo
+        "--good",
+        shas[0],
+        "--max-runs-per-commit",
+        "20",
+        "--json",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        cwd=repo,
     )
     assert res.returncode == 0, res.stdout + res.stderr
     data = json.loads(out.read_text())

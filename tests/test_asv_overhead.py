@@ -13,6 +13,10 @@ import bisect_tool.runners as runners_mod
 from bisect_tool.git import GitRepo
 from bisect_tool.runners import AsvRunner, AsvSettings
 
+# Under pytest-xdist (pyproject's addopts) the tests that run asv share one worker, one at a
+# time: they share asv's machine file in $HOME, and keep each other's timings out of theirs.
+pytestmark = pytest.mark.xdist_group("asv")
+
 BENCHMARKS = """import os
 
 import tiny

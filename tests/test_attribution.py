@@ -118,7 +118,10 @@ def test_max_culprits_spent_leaves_the_change_listed_and_exits_4(git_repo_factor
 
 
 def test_three_changes(git_repo_factory: Any) -> None:
-    costs = {3: {BENCH: 1.5}, 11: {BENCH: 3.0}, 19: {BENCH: 9.0}}
+    # 1.5x, 2x, 4x. (With 3x last, bad is 9.0 and commits 11..18, at 3.0, sit exactly on the
+    # cut between good and bad: each step there ran to the 200-run cap and was skipped, which
+    # test_session's test_a_step_at_the_cut_is_skipped_when_the_budget_is_spent covers.)
+    costs = {3: {BENCH: 1.5}, 11: {BENCH: 3.0}, 19: {BENCH: 12.0}}
     repo = linear_history(git_repo_factory, 24, costs)
     result = run_session(repo, FakeRunner(noise=0.02, seed=6), repo.shas[0], repo.shas[-1])
     assert result.exit_code == EXIT_CULPRIT

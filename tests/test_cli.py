@@ -31,14 +31,18 @@ def git(repo: Path, *args: str) -> str:
 
 
 def make_history(
-    root: Path, costs: list[float], bench: str = BENCH, broken: set[int] = frozenset()
+    root: Path,
+    costs: list[float],
+    bench: str = BENCH,
+    broken: set[int] = frozenset(),
+    bench_file: str = "bench.py",
 ) -> list[str]:
     """One commit per cost (commit 0 is the good baseline); returns shas oldest first."""
     root.mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
     git(root, "config", "user.name", "Test Author")
     git(root, "config", "user.email", "test@example.invalid")
-    (root / "bench.py").write_text(bench)
+    (root / bench_file).write_text(bench)
     shas = []
     for i, cost in enumerate(costs):
         (root / "cost.txt").write_text(f"{cost}\n")
@@ -174,7 +178,12 @@ def test_regression_that_does_not_reproduce_exits_3(tmp_path):
     repo = tmp_path / "proj"
     shas = make_history(repo, [1.0] * 6)
     out_json = tmp_path / "r.json"
-    res = cmd_bisect(repo, tmp_path, shas[0], "--json", str(out_json))
+    # good and bad are the same: when bad happens to look a little worse, the command (a
+    # named benchmark) is measured to the budget before it is called unchanged; 20 runs bound
+    # that (the default, 200, cost a minute on a busy machine about every other time)
+    res = cmd_bisect(
+        repo, tmp_path, shas[0], "--json", str(out_json), "--max-runs-per-commit", "20"
+    )
     assert res.returncode == 3, res.stderr
     data = json.loads(out_json.read_text())
     assert data["culprits"] == []
@@ -194,7 +203,9 @@ def test_wall_time_metric_finds_a_slower_sleep(tmp_path):
 def test_threshold_factor_above_the_regression_means_no_bisect(tmp_path):
     repo = tmp_path / "proj"
     shas = make_history(repo, [1.0] * 3 + [1.3] * 3)
-    res = cmd_bisect(repo, tmp_path, shas[0], "--threshold", "1.5")
+    # bad looks worse (1.3x), so the command, a named benchmark, is measured to the budget
+    # before it is called within the threshold: 12 runs, not the default 200, per endpoint
+    res = cmd_bisect(repo, tmp_path, shas[0], "--threshold", "1.5", "--max-runs-per-commit", "12")
     assert res.returncode == 3, res.stderr
 
 
@@ -354,8 +365,18 @@ def test_worktree_left_by_a_killed_run_is_removed_by_the_next(tmp_path):
     proc.communicate(timeout=30)
     left = _smbisect_worktrees(repo)
     assert len(left) == 1
+    # HEAD~3..HEAD do not differ: at most 20 runs an endpoint to call them unchanged (see
+    # test_regression_that_does_not_reproduce_exits_3)
     res = cmd_bisect(
-        repo, tmp_path, "HEAD~3", "--threshold", "1.5", metric=None, cache=str(tmp_path / "c2")
+        repo,
+        tmp_path,
+        "HEAD~3",
+        "--threshold",
+        "1.5",
+        "--max-runs-per-commit",
+        "20",
+        metric=None,
+        cache=str(tmp_path / "c2"),
     )
     assert res.returncode in (0, 3, 4), res.stderr
     assert _smbisect_worktrees(repo) == []

@@ -361,6 +361,7 @@ TRACK = "bench_tiny.track_items_per_s"
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("asv")  # see test_asv_bisect.py
 def test_measure_two_finds_the_5x_slower_benchmark_only(git_repo_factory, tmp_path):
     repo = tiny_project(git_repo_factory, [3000, 15000])
     base_sha, head_sha = repo.shas
@@ -427,6 +428,7 @@ def _asv_run_stored(repo, sha: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("asv")  # see test_asv_bisect.py
 def test_load_stored_reads_what_asv_run_recorded(git_repo_factory, tmp_path):
     repo = tiny_project(git_repo_factory, [3000, 15000, 15000])
     base_sha, head_sha, never_run = repo.shas
