@@ -211,6 +211,7 @@ def test_asv_build_modes_are_one_line(git_repo_factory: Factory, tmp_path: Path)
 
 @needs_valgrind
 @pytest.mark.slow
+@pytest.mark.xdist_group("asv")
 def test_track_benchmarks_are_not_counted_one_line(
     git_repo_factory: Factory, tmp_path: Path
 ) -> None:
@@ -230,6 +231,7 @@ def test_track_benchmarks_are_not_counted_one_line(
 
 @needs_valgrind
 @pytest.mark.slow
+@pytest.mark.xdist_group("asv")  # asv's machine file in $HOME: see test_asv_bisect.py
 def test_setup_is_not_counted_and_counts_go_to_the_results_directory(
     git_repo_factory: Factory, tmp_path: Path
 ) -> None:
@@ -286,6 +288,7 @@ def test_setup_is_not_counted_and_counts_go_to_the_results_directory(
 
 @needs_valgrind
 @pytest.mark.slow
+@pytest.mark.xdist_group("asv")
 def test_bisect_by_instructions_finds_a_planted_loop_in_few_runs(
     git_repo_factory: Factory, tmp_path: Path
 ) -> None:

@@ -118,6 +118,7 @@ def test_bad_culprits_file_at_the_command_line_is_one_line(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("asv")  # asv's machine file in $HOME: see test_asv_bisect.py
 def test_compare_names_the_culprits_of_a_real_bisect(tmp_path: Path) -> None:
     from test_asv_bisect import run_smbisect, tiny_asv_repo
 
