@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None  # type: ignore[assignment]
 
 _POLL_SECONDS = 1.0
+_SOCKET_DIR_MAX = 60  # a Unix socket path is at most 107 bytes; multiprocessing adds ~40
 _INSTALL = "pip install 'smbisect[dask]' (Dask distributed)"
 
 
@@ -103,16 +104,24 @@ class Pool:
         if scratch is not None:  # dask-scratch-space goes with the run's temporary directory
             dask.config.set({"temporary-directory": str(scratch)})
         # workers forked from a fresh server process: 2 s to start three on a loaded 2-core
-        # machine, against 6 s when each is spawned and imports Dask itself
-        dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-            local_directory=str(scratch) if scratch else None,
-        )
+        # machine, against 6 s when each is spawned and imports Dask itself. The fork server
+        # listens on a Unix socket in the temporary directory, whose path may not exceed about
+        # 100 bytes: with a longer TMPDIR, workers are spawned.
+        method = "forkserver" if len(tempfile.gettempdir()) <= _SOCKET_DIR_MAX else "spawn"
+        dask.config.set({"distributed.worker.multiprocessing-method": method})
+        try:
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+                local_directory=str(scratch) if scratch else None,
+            )
+        except Exception as exc:  # Dask reports a worker that did not start this way
+            raise EnvironmentProblem(
+                f"could not start {workers} local Dask workers: {type(exc).__name__}: {exc}"
+            ) from None
         return Pool(Client(cluster), cluster)
 
     def _discover(self) -> list[WorkerInfo]:
