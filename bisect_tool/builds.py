@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import MeasurementFailed, UsageError
-from .git import Checkouts, file_lock
+from .git import Checkouts
+from .locks import file_lock
 from .runners import SKIP_EXIT_CODE, Batch, BenchmarkSpec, Runner, _digest, _tail, run_process
 
 

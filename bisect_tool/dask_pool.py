@@ -26,7 +26,7 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +34,8 @@ from typing import Any
 
 from . import __version__
 from .errors import EnvironmentProblem, MeasurementFailed, SmbisectError, UsageError, WorkerLost
+from .locks import file_lock
 from .runners import Batch, BenchmarkSpec, Runner, _digest
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on POSIX
-    fcntl = None  # type: ignore[assignment]
 
 _POLL_SECONDS = 1.0
 _SOCKET_DIR_MAX = 60  # a Unix socket path is at most 107 bytes; multiprocessing adds ~40
@@ -314,18 +310,9 @@ def _cleanup() -> None:
     _STATE.clear()
 
 
-@contextlib.contextmanager
-def machine_lock() -> Iterator[None]:
+def machine_lock() -> contextlib.AbstractContextManager[None]:
     """One benchmark process at a time on this machine, whichever worker runs it."""
-    path = Path(tempfile.gettempdir()) / "smbisect-measure.lock"
-    with open(path, "a") as fh:
-        if fcntl is not None:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    return file_lock(Path(tempfile.gettempdir()) / "smbisect-measure.lock")
 
 
 def measure_on_worker(job: Job, commit: str, names: list[str], rounds: int) -> tuple[str, Any]:

@@ -39,6 +39,7 @@ import git as gitpython
 from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 from .errors import EnvironmentProblem, UsageError
+from .locks import file_lock
 
 WORKTREE_PREFIX = "smbisect-wt-"
 LOCK_REASON_PREFIX = "smbisect pid "
@@ -846,16 +847,3 @@ class Checkouts:
         with file_lock(self.root / "git.lock"):
             for sha in list(self._trees):
                 self._drop(sha)
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes (fcntl), released when the process dies."""
-    import fcntl
-
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -18,15 +18,10 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on POSIX: saves are atomic, not locked
-    fcntl = None  # type: ignore[assignment]
+from .locks import file_lock
 
 CACHE_VERSION = 1
 
@@ -94,7 +89,7 @@ class MeasurementStore:
             if self.path is None or not self._new:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with _locked(self.path.with_name(self.path.name + ".lock")):
+            with file_lock(self.path.with_name(self.path.name + ".lock")):
                 on_disk = _read(self.path)
                 for key, delta in self._new.items():
                     entry = on_disk.setdefault(key, Entry())
@@ -127,16 +122,3 @@ def _read(path: Path) -> dict[str, Entry]:
                 [float(x) for x in raw.get("samples", [])], int(raw.get("rounds", 0))
             )
     return entries
-
-
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """An exclusive lock held across read, merge and replace; released if the process dies."""
-    with open(lock_path, "a") as fh:
-        if fcntl is not None:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(fh, fcntl.LOCK_UN)
