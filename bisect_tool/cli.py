@@ -393,7 +393,9 @@ def budget_options(func: Callable[..., Any]) -> Callable[..., Any]:
         default=Budget.runs_per_commit,
         show_default=True,
         metavar="N",
-        help="At most N runs of the benchmark at one commit.",
+        help="At most N runs of the benchmark at one commit. A commit left unclear right next "
+        "to the change gets a second chance of up to 3N runs at the end, within "
+        "--max-time-per-commit.",
     )(func)
     func = click.option(
         "--max-time",

@@ -197,15 +197,17 @@ class Judge:
     # -- one step ------------------------------------------------------------------------------
 
     def step(
-        self, sha: str, name: str, shared: Sequence[str], min_runs: int
+        self, sha: str, name: str, shared: Sequence[str], min_runs: int, runs_cap: int = 0
     ) -> tuple[Verdict, str]:
         """Measure sha until it resembles good or bad, or the budget is spent (skip).
 
         First on its own runs against the references' (one run decides an obvious case); a
         commit that takes long to decide, or any commit on a noisy machine, is then measured
         in blocks (good, commit, bad back to back) and judged on the blocks alone, so a burst
-        of load or a drift of the machine hits both sides alike."""
-        total = self.policy.budget.seconds_total
+        of load or a drift of the machine hits both sides alike. `runs_cap` replaces the
+        per-commit cap on runs (a second chance, session.py)."""
+        policy = self.policy.with_run_cap(runs_cap) if runs_cap else self.policy
+        total = policy.budget.seconds_total
         if (
             total is not None
             and self.m.account.spent_overall >= total
@@ -224,9 +226,10 @@ class Judge:
                 j = pol.judge_paired(
                     self.blocks[(sha, name)],
                     self.block_scale(name),
-                    self.policy.alpha_step,
-                    self.policy,
+                    policy.alpha_step,
+                    policy,
                     spent,
+                    self.span_bound(name),
                 )
             else:
                 j = pol.judge_step(
@@ -234,7 +237,7 @@ class Judge:
                     self.logs(self.good, name),
                     self.logs(self.bad, name),
                     self.scale(name),
-                    self.policy,
+                    policy,
                     spent,
                     self.cut_offset(name),
                     min_runs,
@@ -279,6 +282,19 @@ class Judge:
         u = sign * (x - (g + b) / 2) if off is None else sign * (x - g) - off
         blocks.append(u)
         return True
+
+    def span_bound(self, name: str) -> float:
+        """A lower confidence bound on the good-to-bad distance (log scale), for the paired
+        step's sequential test; 0 when the cut is not their midpoint (--threshold)."""
+        if self.cut_offset(name) is not None:
+            return 0.0
+        g, b = self.logs(self.good, name), self.logs(self.bad, name)
+        scale = self.scale(name)
+        if len(g) < 2 or len(b) < 2 or not scale.known:
+            return 0.0
+        span = abs(pol.location(b, scale) - pol.location(g, scale))
+        se = scale.sigma * math.sqrt(1 / len(g) + 1 / len(b))
+        return max(0.0, span - pol.t_quantile(self.policy.alpha_step, scale.df) * se)
 
     def block_scale(self, name: str) -> Scale:
         """The spread of u, pooled over every commit measured in blocks; before there are

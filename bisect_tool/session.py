@@ -31,6 +31,7 @@ from .measure import Account, Event, Measurer, collect
 from .parallel import NoCheckout
 from .policy import Decision, Judgement, Policy
 from .runners import BenchmarkSpec, Runner
+from .second_chance import left_unclear, measure_again
 from .selection import log2_bound, select_benchmarks
 from .stats import DEFAULT_ALPHA, Comparison, Verdict
 from .store import MeasurementStore
@@ -368,7 +369,12 @@ class Session:
         step = wt.bisect_start(judge.bad, judge.good, *also_good)
         k = 0
         last_refs = (self.clock(), judge.m.account.total_runs)
-        while not step.done:
+        second_chance = True
+        while not step.done or (second_chance and left_unclear(self, step)):
+            if step.done:  # ended among skipped commits: measure those the run cap left unclear
+                second_chance = False
+                step = measure_again(self, judge, wt, out, step, shared, min_runs, whole)
+                continue
             sha = step.next_commit
             assert sha is not None
             k += 1

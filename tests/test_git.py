@@ -68,3 +68,21 @@ def test_a_missing_user_worktree_is_not_pruned(tmp_path: Path) -> None:
     with GitRepo(repo).private_worktree("HEAD"):
         pass
     assert str(unmounted) in git(repo, "worktree", "list", "--porcelain")
+
+
+def test_a_skipped_commit_can_be_judged_later(git_repo_factory) -> None:
+    # what the session's second chance relies on: git takes a verdict on a commit it was told
+    # to skip, and then names the culprit (marked good) or lists only it (marked bad)
+    repo = git_repo_factory([f"c{i}" for i in range(8)])
+    s = repo.shas
+    for second, expect in (("good", (s[6], ())), ("bad", (None, (s[5],)))):
+        with GitRepo(repo.path).private_worktree(s[7]) as wt:
+            wt.bisect_start(s[7], s[0])
+            wt.mark("skip", s[5])
+            wt.mark("bad", s[6])
+            step = wt.mark("good", s[4])
+            assert step.done and not step.culprit and set(step.candidates) == {s[5], s[6]}
+            step = wt.mark(second, s[5])
+            assert step.done and (step.culprit, tuple(step.candidates)) == expect
+            assert f"git bisect {second} {s[5]}" in wt.bisect_log()
+            wt.bisect_reset()

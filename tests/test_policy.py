@@ -185,3 +185,42 @@ def test_paired_step_decides_on_blocks():
     assert pol.judge_paired([0.01, -0.02], scale, 0.002, Policy(), Spent()).decision is (
         Decision.MORE
     )
+
+
+def test_the_sequential_ratio_test_decides_a_step_sooner_at_either_end():
+    # a commit at good in blocks: mean u = -span/2. 120 blocks at sigma 0.3, span 0.095 (1.1x):
+    # the t-test on the mean is at 1.7 standard errors of the 2.3 it needs (about 220 blocks);
+    # the log likelihood ratio of good against bad is 6.0, beyond log(1/alpha) = 4.6
+    scale = Scale(0.3, 400)
+    u = [-0.0475] * 120
+    plain = pol.judge_paired(u, scale, 0.01, Policy(), Spent())
+    assert plain.decision is Decision.MORE
+    sprt = pol.judge_paired(u, scale, 0.01, Policy(), Spent(), span=0.095)
+    assert sprt.decision is Decision.GOOD and "likelihood ratio" in sprt.reason
+    bad = pol.judge_paired([0.0475] * 120, scale, 0.01, Policy(), Spent(), span=0.095)
+    assert bad.decision is Decision.BAD
+    # at the cut it stays undecided, and it never applies on a scale from a few runs
+    assert pol.judge_paired([0.0] * 120, scale, 0.01, Policy(), Spent(), span=0.095).decision is (
+        Decision.MORE
+    )
+    assert pol.sprt_llr(-0.0475, 30, 0.095, Scale(0.3, 3), 0.01) is None
+    # the log likelihood ratio: k * span * mean / sigma^2, with sigma widened for its df
+    llr = pol.sprt_llr(-0.0475, 30, 0.095, scale, 0.01)
+    assert (
+        llr is not None
+        and -30 * 0.095 * 0.0475 / 0.3**2 < llr < -0.9 * 30 * 0.095 * 0.0475 / 0.3**2
+    )
+
+
+def test_a_step_far_beyond_either_end_on_several_runs_goes_to_blocks():
+    # references at 1.0 and 1.2 (log span 0.18); a commit whose runs all read 3x, as under a
+    # burst of load that started after the references were measured: not "bad" on its own
+    # runs, but judged again in blocks beside fresh references. Likewise far below good.
+    good, bad = [0.0, 0.01, -0.01, 0.0], [0.18, 0.19, 0.17, 0.18]
+    scale = Scale(0.02, 20)
+    for x in ([1.1, 1.1, 1.1], [-0.9, -0.9, -0.9]):
+        j = pol.judge_step(x, good, bad, scale, Policy(), Spent())
+        assert j.decision is Decision.MORE and j.refresh_references and "far beyond" in j.reason
+    # within the span beyond bad, it is simply bad
+    j = pol.judge_step([0.25, 0.25, 0.25], good, bad, scale, Policy(), Spent())
+    assert j.decision is Decision.BAD

@@ -292,7 +292,8 @@ def test_failures_far_from_the_culprit_are_skipped(git_repo_factory):
 def test_a_step_at_the_cut_is_skipped_when_the_budget_is_spent(git_repo_factory):
     # good 1.0, bad 4.0, so the cut is 2.0: commits 4..7 cost exactly that, and a step there
     # may never come to resemble either end. With 12 runs a commit it is skipped once they are
-    # spent, as git bisect skip, and left among the candidates.
+    # spent, as git bisect skip; when the bisect ends among them, each gets a second chance of
+    # up to 3 x 12 runs (second_chance.py), and is then left among the candidates.
     repo = linear_history(git_repo_factory, 12, {4: {BENCH: 2.0}, 8: {BENCH: 4.0}})
     runner = FakeRunner(noise=0.02, seed=0)
     policy = Policy(budget=Budget(runs_per_commit=12))
@@ -304,8 +305,8 @@ def test_a_step_at_the_cut_is_skipped_when_the_budget_is_spent(git_repo_factory)
     at_cut = {repo.shas[i] for i in range(4, 8)}
     for sha, why in result.skipped.items():
         assert sha in at_cut and sha in out.candidates
-        assert "still unclear after 12 runs" in why
-        assert sum(c.rounds for c in runner.calls if c.commit == sha) == 12
+        assert "still unclear after 36 runs" in why
+        assert sum(c.rounds for c in runner.calls if c.commit == sha) == 36
         assert f"git bisect skip {sha}" in out.bisect_log
     assert set(out.candidates) <= at_cut | {repo.shas[8]}
 
