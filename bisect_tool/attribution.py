@@ -91,6 +91,14 @@ class Attribution:
             if seg is Segment.NONE:
                 continue
             kind = REGRESSION if seg is Segment.REGRESSION else IMPROVEMENT
+            if self.check(low, high)[0] is not seg:
+                # a segment bisect where nothing changed spends the budget at every step: a
+                # change is bisected only when fresh runs of its ends show it a second time
+                out.notes.append(
+                    f"a {kind} between {low[:10]} and {high[:10]} ({comp.ratio:.3g}x) was seen "
+                    "once, and not again on fresh runs of its ends: not counted"
+                )
+                continue
             found = self._change(kind, low, high, comp)
             regressions = [c.log_ratio for c in changes if c.kind == REGRESSION]
             if kind == IMPROVEMENT and not (

@@ -374,13 +374,16 @@ class Judge:
                 if self.m.error(parent, n) or self.m.error(culprit, n):
                     todo.remove(n)
                     continue
+                spent = self.spent(parent, culprit, since=since)
+                if not (pol.is_look(fresh) or pol.budget_spent(self._policy(n), spent)):
+                    continue  # the error rate is spent per look: look at 1-6 pairs, then +25%
                 par = self.logs_from(parent, n, start[(parent, n)])
                 cul = self.logs_from(culprit, n, start[(culprit, n)])
                 j = pol.judge_confirm(
                     self.difference(n, par, cul, par, cul),
                     self.threshold(n),
                     self._policy(n),
-                    self.spent(parent, culprit, since=since),
+                    spent,
                     self.worse_high.get(n, True),
                 )
                 if j.decision is not Decision.MORE:

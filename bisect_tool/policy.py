@@ -221,6 +221,27 @@ def _bound(policy: Policy, spent: Spent) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def _looks() -> frozenset[int]:
+    out, n = set(range(1, 7)), 6
+    while n < 1_000_000:
+        n = math.ceil(n * 1.25)
+        out.add(n)
+    return frozenset(out)
+
+
+def is_look(n: int) -> bool:
+    """Whether a test that is measured one run (or pair, or block) at a time looks at the
+    data after the n-th: at 1-6, then each time n has grown by a quarter (8, 10, 13, 17,
+    ..., 24 looks up to 500). Every look spends some of the error rate, and a look after
+    every run multiplied the chances of a burst of load passing for a change."""
+    return n in _looks()
+
+
+def budget_spent(policy: Policy, spent: Spent) -> bool:
+    return _bound(policy, spent) is not None
+
+
 def next_increment(runs: int) -> int:
     """Runs to add to a commit that is not decided yet: one at a time, then growing by half."""
     return 1 if runs < 4 else max(1, runs // 2)
@@ -393,9 +414,10 @@ def judge_paired(
     se = scale.sigma / math.sqrt(k)
     z = mean / se if se > 0 else (math.copysign(math.inf, mean) if mean else 0.0)
     q = t_quantile(alpha, scale.df)
-    if z >= q:
+    look = is_look(k) or budget_spent(policy, spent)
+    if look and z >= q:
         return Judgement(Decision.BAD, f"{z:.1f} standard errors beyond the cut, in {k} blocks", z)
-    if z <= -q:
+    if look and z <= -q:
         return Judgement(
             Decision.GOOD, f"{-z:.1f} standard errors within the cut, in {k} blocks", z
         )

@@ -224,3 +224,15 @@ def test_a_step_far_beyond_either_end_on_several_runs_goes_to_blocks():
     # within the span beyond bad, it is simply bad
     j = pol.judge_step([0.25, 0.25, 0.25], good, bad, scale, Policy(), Spent())
     assert j.decision is Decision.BAD
+
+
+def test_tests_measured_one_run_at_a_time_look_at_growing_intervals():
+    looks = [n for n in range(1, 501) if pol.is_look(n)]
+    assert looks[:8] == [1, 2, 3, 4, 5, 6, 8, 10] and len(looks) == 24
+    # a block step between looks does not stop on the t-test: 7 blocks far beyond the cut
+    scale = Scale(0.05, 40)
+    assert pol.judge_paired([0.3] * 7, scale, 0.01, Policy(), Spent()).decision is Decision.MORE
+    assert pol.judge_paired([0.3] * 8, scale, 0.01, Policy(), Spent()).decision is Decision.BAD
+    # unless the budget is spent: then it decides on what it has
+    spent = Spent(runs=Policy().budget.runs_per_commit)
+    assert pol.judge_paired([0.3] * 7, scale, 0.01, Policy(), spent).decision is Decision.BAD
