@@ -336,7 +336,12 @@ class GitRepo:
                 archive.extractall(dest, filter="data")
 
     def common_dir(self) -> Path:
-        return Path(self.repo.git.rev_parse("--git-common-dir")).resolve()
+        """The repository's git directory (shared by its worktrees), absolute. git prints it
+        relative to the repository's top, not to this process's directory."""
+        found = Path(self.repo.git.rev_parse("--git-common-dir"))
+        if not found.is_absolute():
+            found = Path(self.repo.git.working_dir) / found
+        return found.resolve()
 
     # -- Git LFS and submodules --------------------------------------------------------------
 
