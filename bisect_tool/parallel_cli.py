@@ -3,6 +3,9 @@ and turning them into runners (builds.py, dask_pool.py) for the session."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -120,6 +123,17 @@ def check_parallel(choice: ParallelChoice, cmd: str | None) -> None:
         raise UsageError("--build-jobs is for local Dask workers: give --build and --workers")
 
 
+def _import_in_background(module: str) -> None:
+    """Import a module in a thread, so that the first verdict does not wait a second or two
+    for it. Importing it again later waits for this import, or is free."""
+
+    def run() -> None:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+
+    threading.Thread(target=run, name=f"smbisect-import-{module}", daemon=True).start()
+
+
 @contextmanager
 def runners(
     repo: GitRepo,
@@ -162,6 +176,9 @@ def runners(
         raise
     if early is not None:
         pool.adopt_builds(early)
+    # the first verdict needs it; imported while the endpoints are built and measured (not
+    # while the cluster starts: both want the one interpreter lock)
+    _import_in_background("scipy.stats")
     try:
         yield runner, [pool.runner_for(w, job) for w in pool.workers]
     finally:
