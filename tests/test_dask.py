@@ -167,6 +167,7 @@ def test_build_runs_once_per_commit_and_its_output_is_measured(
         (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], 2, "not both"),
         (["--repo-url", "/somewhere"], 2, "--repo-url is for Dask workers"),
         (["--build", "python 'unclosed"], 2, "--build cannot be split"),
+        (["--build", "true", "--build-jobs", "4"], 2, "--build-jobs is for local Dask workers"),
         (["--scheduler", "tcp://127.0.0.1:9"], 1, "could not connect to the Dask scheduler"),
     ],
 )
