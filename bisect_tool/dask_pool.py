@@ -74,7 +74,6 @@ class Pool:
         self.client = client
         self.cluster = cluster
         self._speculative: list[Any] = []
-        self._submitted: set[str] = set()
         self._local_builds: BuildQueue | None = None
         self.workers = self._discover()
         if not self.workers:
@@ -173,17 +172,18 @@ class Pool:
     def prebuild(self, job: Job, needed: Sequence[str], maybe: Sequence[str] = ()) -> None:
         """Build these commits ahead of their measurements: `needed` first, then the
         speculative `maybe`. With a queue in this process (a local cluster), it builds them,
-        at most its `jobs` at once, and drops queued commits no longer wanted. Otherwise the
-        needed commits are submitted to the workers, one after another, and `maybe` is not
-        built: a worker runs one task at a time, and a speculative build would hold up a
-        measurement. The futures are kept, or Dask would cancel them."""
+        at most its `jobs` at once, and drops (or stops) builds no longer wanted. Otherwise
+        only the first call's needed commits (good, bad and the first round's, known before
+        anything is measured, while the workers are idle) are submitted to the workers, one
+        after another: later, a worker runs one task at a time, and a build there would hold
+        up a measurement; each commit is built by the measurement that needs it. The
+        futures are kept, or Dask would cancel them."""
         if self._local_builds is not None:
             self._local_builds.want(needed, maybe)
             return
+        if self._speculative:
+            return
         for i, sha in enumerate(dict.fromkeys(needed)):
-            if sha in self._submitted:
-                continue
-            self._submitted.add(sha)
             worker = self.workers[i % len(self.workers)]
             self._speculative.append(
                 self.client.submit(build_on_worker, job, sha, workers=[worker.address], pure=False)
