@@ -10,6 +10,7 @@ references measured back to back with a step are not rebuilt every time.
 from __future__ import annotations
 
 import shlex
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,16 @@ from pathlib import Path
 from .errors import MeasurementFailed, UsageError
 from .git import Checkouts
 from .locks import file_lock
-from .runners import SKIP_EXIT_CODE, Batch, BenchmarkSpec, Runner, _digest, _tail, run_process
+from .runners import (
+    SKIP_EXIT_CODE,
+    Batch,
+    BenchmarkSpec,
+    Cancelled,
+    Runner,
+    _digest,
+    _tail,
+    run_process,
+)
 
 
 def split_build(command: str) -> list[str]:
@@ -40,13 +50,17 @@ class Builder:
         self.checkouts = checkouts
         self.timeout = timeout
 
-    def prepare(self, sha: str) -> tuple[Path, float]:
-        """sha's built directory, and the seconds spent building it now (0 when it was)."""
+    def prepare(self, sha: str, cancel: threading.Event | None = None) -> tuple[Path, float]:
+        """sha's built directory, and the seconds spent building it now (0 when it was).
+        A build stopped by `cancel` raises Cancelled and leaves nothing: no marker, and its
+        checkout is removed, so that a later build starts from a clean one."""
         path, _ = self.checkouts.tree(sha)
         if not self.argv:
             return path, 0.0
         marker = path.with_suffix(".built")
         with file_lock(path.with_suffix(".lock")):
+            if not (path / ".git").exists():  # a stopped build removed it while we waited
+                path, _ = self.checkouts.tree(sha)
             if marker.exists():
                 failed = marker.read_text()
                 if failed:
@@ -55,7 +69,7 @@ class Builder:
             start = time.perf_counter()
             detail = ""
             try:
-                res = run_process(self.argv, path, self.timeout)
+                res = run_process(self.argv, path, self.timeout, cancel=cancel)
                 failed = ""
                 if res.returncode == SKIP_EXIT_CODE:
                     failed = "build exited 125 (skip this commit)"
@@ -65,6 +79,9 @@ class Builder:
                     failed = f"build exited {res.returncode}: {last}".rstrip(": ")
             except MeasurementFailed as exc:  # timed out, or the command is missing
                 failed = f"build {exc}"
+            except Cancelled:
+                self.checkouts.drop(sha)
+                raise
             marker.write_text(failed)
             if failed:
                 raise MeasurementFailed(failed, detail)
@@ -89,3 +106,76 @@ class BuildingRunner:
         batch = self.inner.measure(path, commit, names, rounds)
         batch.setup_seconds += seconds
         return batch
+
+
+class BuildQueue:
+    """Builds commits in the background, at most `jobs` at once, into checkouts that the
+    measuring processes of this machine share (Builder's lock and marker per commit): a commit
+    being built here is waited for there, one built here is not built again.
+
+    want(needed, maybe): the commits needed now are built first, then the speculative ones
+    (the next round's possible commits). A commit in neither list is dropped: queued, it never
+    starts; running, its build is stopped and its checkout removed, so the slot goes to a
+    build that is wanted. close() stops every build and waits for them."""
+
+    def __init__(self, builder: Builder, jobs: int) -> None:
+        self.builder = builder
+        self.jobs = max(1, jobs)
+        self.started: list[str] = []  # in the order they started
+        self.cancelled: list[str] = []  # stopped because no longer wanted
+        self._queued: list[str] = []
+        self._running: dict[str, threading.Event] = {}
+        self._closed = False
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+
+    def want(self, needed: Sequence[str], maybe: Sequence[str] = ()) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            wanted = dict.fromkeys([*needed, *maybe])
+            for sha, stop in self._running.items():
+                if sha not in wanted:
+                    stop.set()
+            begun = set(self.started)
+            self._queued = [s for s in wanted if s not in begun]
+            while len(self._threads) < min(self.jobs, len(self._running) + len(self._queued)):
+                thread = threading.Thread(
+                    target=self._work, name=f"smbisect-build-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+            self._cond.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queued and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                sha = self._queued.pop(0)
+                self.started.append(sha)
+                stop = self._running[sha] = threading.Event()
+            try:
+                self.builder.prepare(sha, stop)
+            except Cancelled:
+                with self._cond:
+                    self.started.remove(sha)  # it may be wanted again, and built from scratch
+                    self.cancelled.append(sha)
+            except Exception:  # noqa: BLE001 - the measurement builds again and reports it
+                pass
+            finally:
+                with self._cond:
+                    self._running.pop(sha, None)
+
+    def close(self) -> None:
+        """Drop what is queued, stop the builds that run, and wait for them."""
+        with self._cond:
+            self._closed = True
+            self._queued.clear()
+            for stop in self._running.values():
+                stop.set()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()

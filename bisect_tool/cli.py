@@ -256,7 +256,7 @@ def bisect(
             result.advice.append(timed.advice(choice.metric))
     if verbosity >= 0:
         click.echo(report.terminal_report(result))
-    from . import outputs  # matplotlib is imported only when files are written
+    from . import outputs  # matplotlib only when a Markdown or HTML report is written
 
     written = outputs.write_outputs(result, json_path, report_path, html_path)
     if verbosity >= 0:

@@ -27,15 +27,17 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import EnvironmentProblem, MeasurementFailed, SmbisectError, UsageError, WorkerLost
 from .locks import file_lock
 from .runners import Batch, BenchmarkSpec, Runner, _digest
+
+if TYPE_CHECKING:
+    from .builds import BuildQueue
 
 _POLL_SECONDS = 1.0
 _SOCKET_DIR_MAX = 60  # a Unix socket path is at most 107 bytes; multiprocessing adds ~40
@@ -72,7 +74,7 @@ class Pool:
         self.client = client
         self.cluster = cluster
         self._speculative: list[Any] = []
-        self._local_builds: ThreadPoolExecutor | None = None
+        self._local_builds: BuildQueue | None = None
         self.workers = self._discover()
         if not self.workers:
             self.close()
@@ -155,27 +157,33 @@ class Pool:
         return RemoteRunner(self, worker, job)
 
     @staticmethod
-    def build_here(job: Job, shas: Sequence[str], threads: int) -> ThreadPoolExecutor:
-        """Start building commits in this process, in the background, into the checkouts the
-        workers of this machine share: a local cluster's workers take seconds to start, and
-        good, bad and the first round's commits can be built meanwhile."""
-        ex = ThreadPoolExecutor(max(1, threads), thread_name_prefix="smbisect-build")
-        builder = _builder(job)
-        for sha in dict.fromkeys(shas):
-            ex.submit(_quietly, builder.prepare, sha)
-        return ex
+    def build_here(job: Job, jobs: int) -> BuildQueue:
+        """A queue that builds commits in this process, in the background, into the checkouts
+        the workers of this machine share: a local cluster's workers take seconds to start,
+        and good, bad and the first round's commits can be built meanwhile; later, the next
+        round's possible commits are built while a round measures (speculative builds)."""
+        from .builds import BuildQueue
 
-    def adopt_builds(self, ex: ThreadPoolExecutor) -> None:
-        self._local_builds = ex
+        return BuildQueue(_builder(job), jobs)
 
-    def prebuild(self, job: Job, shas: Sequence[str]) -> None:
-        """Start building these commits now, one worker after another (speculative builds:
-        good, bad and the first round's commits, known before anything is measured). The
-        futures are kept, or Dask would cancel them. Commits this process builds already
-        (build_here) are left to it."""
+    def adopt_builds(self, queue: BuildQueue) -> None:
+        self._local_builds = queue
+
+    def prebuild(self, job: Job, needed: Sequence[str], maybe: Sequence[str] = ()) -> None:
+        """Build these commits ahead of their measurements: `needed` first, then the
+        speculative `maybe`. With a queue in this process (a local cluster), it builds them,
+        at most its `jobs` at once, and drops (or stops) builds no longer wanted. Otherwise
+        only the first call's needed commits (good, bad and the first round's, known before
+        anything is measured, while the workers are idle) are submitted to the workers, one
+        after another: later, a worker runs one task at a time, and a build there would hold
+        up a measurement; each commit is built by the measurement that needs it. The
+        futures are kept, or Dask would cancel them."""
         if self._local_builds is not None:
+            self._local_builds.want(needed, maybe)
             return
-        for i, sha in enumerate(dict.fromkeys(shas)):
+        if self._speculative:
+            return
+        for i, sha in enumerate(dict.fromkeys(needed)):
             worker = self.workers[i % len(self.workers)]
             self._speculative.append(
                 self.client.submit(build_on_worker, job, sha, workers=[worker.address], pure=False)
@@ -183,7 +191,7 @@ class Pool:
 
     def close(self) -> None:
         if self._local_builds is not None:
-            self._local_builds.shutdown(wait=True, cancel_futures=True)
+            self._local_builds.close()
         with contextlib.suppress(Exception):
             self.client.run(_cleanup)  # the workers' clones and checkouts of this run
         _cleanup()
@@ -208,10 +216,10 @@ class RemoteRunner:
     def list_benchmarks(self) -> list[BenchmarkSpec]:
         return self.job.runner.list_benchmarks()
 
-    def prebuild(self, shas: Sequence[str]) -> None:
-        """Build these commits ahead of their measurements, on any workers of the pool."""
+    def prebuild(self, needed: Sequence[str], maybe: Sequence[str] = ()) -> None:
+        """Build these commits ahead of their measurements (Pool.prebuild)."""
         if self.job.build:
-            self.pool.prebuild(self.job, shas)
+            self.pool.prebuild(self.job, needed, maybe)
 
     def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
         future = self.pool.client.submit(
@@ -285,11 +293,6 @@ def _builder(job: Job) -> Any:
         root = Path(tempfile.gettempdir()) / f"smbisect-builds-{tag}"
         _STATE[key] = Builder(job.build, Checkouts(job.source, root, keep=None), job.build_timeout)
     return _STATE[key]
-
-
-def _quietly(prepare: Any, sha: str) -> None:
-    with contextlib.suppress(SmbisectError):
-        prepare(sha)
 
 
 def build_on_worker(job: Job, commit: str) -> str:

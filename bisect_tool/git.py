@@ -336,7 +336,12 @@ class GitRepo:
                 archive.extractall(dest, filter="data")
 
     def common_dir(self) -> Path:
-        return Path(self.repo.git.rev_parse("--git-common-dir")).resolve()
+        """The repository's git directory (shared by its worktrees), absolute. git prints it
+        relative to the repository's top, not to this process's directory."""
+        found = Path(self.repo.git.rev_parse("--git-common-dir"))
+        if not found.is_absolute():
+            found = Path(self.repo.git.working_dir) / found
+        return found.resolve()
 
     # -- Git LFS and submodules --------------------------------------------------------------
 
@@ -796,9 +801,10 @@ class Checkouts:
 
     def tree(self, sha: str) -> tuple[Path, bool]:
         """sha's directory, and whether it was just checked out (and so needs its build)."""
-        if sha in self._trees:
+        if sha in self._trees and (self._trees[sha] / ".git").exists():
             self._trees[sha] = self._trees.pop(sha)
             return self._trees[sha], False
+        self._trees.pop(sha, None)  # removed by another process (a stopped build)
         path = self.path_of(sha)
         with file_lock(self.root / "git.lock"):
             if self.keep is None and (path / ".git").exists():  # another process made it
@@ -816,6 +822,12 @@ class Checkouts:
                 ) from None
         self._trees[sha] = path
         return path, True
+
+    def drop(self, sha: str) -> None:
+        """Remove sha's directory (and its build marker), whichever process made it."""
+        with file_lock(self.root / "git.lock"):
+            self._trees.setdefault(sha, self.path_of(sha))
+            self._drop(sha)
 
     def _drop(self, sha: str) -> None:
         path = self._trees.pop(sha, None)

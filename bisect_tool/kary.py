@@ -102,6 +102,47 @@ def reconcile(
     return marks, left_out
 
 
+def left_after(
+    dag: Mapping[str, Sequence[str]], bad: str, marks: Iterable[tuple[str, str]]
+) -> tuple[dict[str, tuple[str, ...]], str]:
+    """The candidates git would have after these marks, and its bad: the new bad's ancestors
+    among the candidates (itself included) that no commit marked good reaches. Skips leave
+    the candidates as they are."""
+    sets = ancestor_sets(dag)
+    index = {sha: i for i, sha in enumerate(dag)}
+    bads = [sha for word, sha in marks if word == BAD and sha in sets]
+    tip = min(bads, key=lambda s: bin(sets[s]).count("1")) if bads else bad
+    keep = sets.get(tip, 0)
+    for word, sha in marks:
+        if word == GOOD and sha in sets:
+            keep &= ~sets[sha]
+    return {sha: tuple(dag[sha]) for sha in dag if keep >> index[sha] & 1}, tip
+
+
+def next_picks(
+    dag: Mapping[str, Sequence[str]],
+    bad: str,
+    picks: Sequence[str],
+    k: int,
+    skipped: Iterable[str] = (),
+) -> list[str]:
+    """Every commit the next round could measure, whatever this round's verdicts on `picks`
+    (in history order, as pick returns them): for each way they can split into good ones then
+    bad ones (k+1 ways), the k picks among the candidates left. At most k*(k+1) commits, in
+    the order of those outcomes, none of them already picked; none when every outcome leaves
+    the culprit found. What speculative builds build while a round measures."""
+    skipped = set(skipped)
+    found: dict[str, None] = {}
+    for split in range(len(picks) + 1):
+        verdicts = {p: GOOD if i < split else BAD for i, p in enumerate(picks)}
+        marks, _ = reconcile(verdicts, dag)
+        left, tip = left_after(dag, bad, marks)
+        for sha in pick(left, tip, k, skipped & set(left)) if left else []:
+            if sha not in picks:
+                found.setdefault(sha)
+    return list(found)
+
+
 def rounds_bound(n: int, k: int) -> int:
     """Rounds a k-ary search of n candidates needs on a linear history: ceil(log_{k+1} n)."""
     if n <= 1:

@@ -1,5 +1,7 @@
 """Writing the result files, in one direction: report (JSON) and html_report (Markdown with
-plots, HTML) below, this module above them both; neither of them imports it."""
+plots, HTML) below, this module above them both; neither of them imports it. html_report
+(matplotlib, about a second to import) is imported only when a Markdown or HTML report is
+written: the JSON alone does not need it."""
 
 from __future__ import annotations
 
@@ -8,9 +10,20 @@ from pathlib import Path
 
 from .errors import EnvironmentProblem
 from .git import clean_text
-from .html_report import write_html, write_markdown_with_plots
 from .report import write_json
 from .session import SessionResult
+
+
+def _markdown(result: SessionResult, path: Path) -> object:
+    from .html_report import write_markdown_with_plots
+
+    return write_markdown_with_plots(result, path)
+
+
+def _html(result: SessionResult, path: Path) -> object:
+    from .html_report import write_html
+
+    return write_html(result, path)
 
 
 def write_outputs(
@@ -27,8 +40,8 @@ def write_outputs(
     """
     writers: list[tuple[str, str | None, Callable[[SessionResult, Path], object]]] = [
         ("JSON", json_path, write_json),
-        ("Markdown report", report_path, write_markdown_with_plots),
-        ("HTML report", html_path, write_html),
+        ("Markdown report", report_path, _markdown),
+        ("HTML report", html_path, _html),
     ]
     written: list[tuple[str, str]] = []
     failed: list[str] = []

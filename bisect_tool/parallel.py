@@ -68,7 +68,8 @@ def live(lanes: Sequence[Lane]) -> list[Lane]:
 
 def prebuild(lanes: Sequence[Lane], wt: BisectWorktree, good: str, bad: str) -> None:
     """With a build step, start building good, bad and the first round's commits at once:
-    the first round's choice depends only on the history, not on any measurement."""
+    the first round's choice depends only on the history, not on any measurement. The
+    second round's possible commits are built speculatively after them."""
     runner = lanes[0].judge.m.runner
     if not isinstance(runner, Prebuilds):
         return
@@ -77,12 +78,29 @@ def prebuild(lanes: Sequence[Lane], wt: BisectWorktree, good: str, bad: str) -> 
         tip, dag, skipped = wt.bisect_candidates()
     finally:
         wt.bisect_reset()
-    runner.prebuild([good, bad, *kary.pick(dag, tip, len(lanes), skipped)])
+    first = kary.pick(dag, tip, len(lanes), skipped)
+    runner.prebuild([good, bad, *first], kary.next_picks(dag, tip, first, len(lanes), skipped))
+
+
+def speculate(
+    lanes: Sequence[Lane],
+    dag: dict[str, tuple[str, ...]],
+    bad: str,
+    picks: Sequence[str],
+    skipped: set[str],
+) -> None:
+    """Before a round measures: its picks are needed now, and every commit the next round
+    could measure is built speculatively, while this one measures (builds only; nothing is
+    measured before a round picks it)."""
+    runner = live(lanes)[0].judge.m.runner
+    if isinstance(runner, Prebuilds):
+        k = len(live(lanes))
+        runner.prebuild(picks, kary.next_picks(dag, bad, picks, k, skipped))
 
 
 @runtime_checkable
 class Prebuilds(Protocol):
-    def prebuild(self, shas: Sequence[str]) -> None: ...
+    def prebuild(self, needed: Sequence[str], maybe: Sequence[str] = ()) -> None: ...
 
 
 def endpoints(
@@ -155,6 +173,7 @@ def bisect_kary(
         if not picks:
             assert step.next_commit is not None
             picks = [step.next_commit]
+        speculate(lanes, dag, bad, picks, skipped)
         session.rounds += 1
         out.rounds += 1
         judged = _judge_all(lanes, picks, name, shared)

@@ -3,6 +3,9 @@ and turning them into runners (builds.py, dask_pool.py) for the session."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +29,12 @@ class ParallelChoice:
     repo_url: str | None = None
     build: str | None = None
     build_timeout: float = 1800.0
+    build_jobs: int | None = None
+
+    def jobs(self) -> int:
+        """Builds at once on this machine with --workers: --build-jobs, or by default one per
+        worker plus good and bad (the first round's builds all at once)."""
+        return self.build_jobs or (self.workers or 1) + 2
 
     @property
     def distributed(self) -> bool:
@@ -47,6 +56,15 @@ def parallel_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             metavar="SECONDS",
             help="A build that takes longer fails, and its commit is skipped.",
+        ),
+        click.option(
+            "--build-jobs",
+            type=click.IntRange(1, 256),
+            metavar="N",
+            help="With --workers and --build: at most N builds at once on this machine "
+            "[default: K+2]. Beyond the commits a round measures, free build slots build the "
+            "next round's possible commits (up to K*(K+1)) while it measures; raise N when "
+            "builds leave the CPU idle (I/O, remote compilers), keep it low when they do not.",
         ),
         click.option(
             "--workers",
@@ -82,6 +100,7 @@ def take_parallel(kw: dict[str, Any]) -> ParallelChoice:
         repo_url=kw.pop("repo_url"),
         build=kw.pop("build"),
         build_timeout=kw.pop("build_timeout"),
+        build_jobs=kw.pop("build_jobs"),
     )
 
 
@@ -100,6 +119,19 @@ def check_parallel(choice: ParallelChoice, cmd: str | None) -> None:
         raise UsageError(f"--build-timeout must be positive, not {choice.build_timeout:g}")
     if choice.build:
         split_build(choice.build)
+    if choice.build_jobs is not None and not (choice.build and choice.workers):
+        raise UsageError("--build-jobs is for local Dask workers: give --build and --workers")
+
+
+def _import_in_background(module: str) -> None:
+    """Import a module in a thread, so that the first verdict does not wait a second or two
+    for it. Importing it again later waits for this import, or is free."""
+
+    def run() -> None:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+
+    threading.Thread(target=run, name=f"smbisect-import-{module}", daemon=True).start()
 
 
 @contextmanager
@@ -114,7 +146,7 @@ def runners(
     """The local runner (built through --build when given) and one runner per Dask worker
     (none without --workers/--scheduler). The cluster is shut down on exit. With --workers
     and --build, good, bad and the first round's commits are built while the cluster
-    starts."""
+    starts, and then the second round's possible commits (speculatively)."""
     build = tuple(split_build(choice.build)) if choice.build else ()
     if not choice.distributed:
         if not build:
@@ -132,17 +164,21 @@ def runners(
     job = Job(source, runner, build, choice.build_timeout, uuid.uuid4().hex)
     early = None
     if build and choice.workers and good and bad:
-        first = kary.pick(repo.candidates(good, bad), bad, choice.workers)
-        # all at once: nothing is measured yet, and a CPU-bound build takes as long in total
-        early = Pool.build_here(job, [good, bad, *first], 2 + len(first))
+        dag = repo.candidates(good, bad)
+        first = kary.pick(dag, bad, choice.workers)
+        early = Pool.build_here(job, choice.jobs())
+        early.want([good, bad, *first], kary.next_picks(dag, bad, first, choice.workers))
     try:
         pool = Pool.start(choice.workers, choice.scheduler, scratch / "dask")
     except BaseException:
         if early is not None:
-            early.shutdown(wait=True, cancel_futures=True)
+            early.close()
         raise
     if early is not None:
         pool.adopt_builds(early)
+    # the first verdict needs it; imported while the endpoints are built and measured (not
+    # while the cluster starts: both want the one interpreter lock)
+    _import_in_background("scipy.stats")
     try:
         yield runner, [pool.runner_for(w, job) for w in pool.workers]
     finally:

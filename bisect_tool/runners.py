@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -89,8 +90,10 @@ def run_process(
     cwd: Path,
     timeout: float | None,
     env: dict[str, str] | None = None,
+    cancel: threading.Event | None = None,
 ) -> ProcessResult:
-    """Run argv (never through a shell) in its own process group; kill the group on any exit."""
+    """Run argv (never through a shell) in its own process group; kill the group on any exit.
+    When `cancel` is set while it runs, the group is stopped and Cancelled raised."""
     start = time.perf_counter()
     cpu_before = _children_cpu()
     try:
@@ -110,15 +113,39 @@ def run_process(
     except PermissionError:
         raise MeasurementFailed(f"command not executable: {argv[0]}") from None
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, err = _communicate(proc, timeout, cancel)
     except subprocess.TimeoutExpired:
         stop_group(proc)
         raise MeasurementFailed(f"timed out after {timeout:g} s") from None
+    except Cancelled:
+        stop_group(proc, grace=0.5)
+        raise
     except BaseException:
         stop_group(proc)
         raise
     seconds = time.perf_counter() - start
     return ProcessResult(proc.returncode, out, err, seconds, _children_cpu() - cpu_before)
+
+
+class Cancelled(Exception):
+    """A process stopped because its result is no longer wanted (a speculative build)."""
+
+
+def _communicate(
+    proc: subprocess.Popen[str], timeout: float | None, cancel: threading.Event | None
+) -> tuple[str, str]:
+    if cancel is None:
+        return proc.communicate(timeout=timeout)
+    deadline = None if timeout is None else time.perf_counter() + timeout
+    while True:
+        if cancel.is_set():
+            raise Cancelled
+        left = None if deadline is None else deadline - time.perf_counter()
+        if left is not None and left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, timeout or 0)
+        # communicate may be called again after it times out, losing no output
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return proc.communicate(timeout=0.2 if left is None else min(0.2, left))
 
 
 def _children_cpu() -> float:

@@ -167,6 +167,7 @@ def test_build_runs_once_per_commit_and_its_output_is_measured(
         (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], 2, "not both"),
         (["--repo-url", "/somewhere"], 2, "--repo-url is for Dask workers"),
         (["--build", "python 'unclosed"], 2, "--build cannot be split"),
+        (["--build", "true", "--build-jobs", "4"], 2, "--build-jobs is for local Dask workers"),
         (["--scheduler", "tcp://127.0.0.1:9"], 1, "could not connect to the Dask scheduler"),
     ],
 )
@@ -296,3 +297,122 @@ def test_a_cluster_started_with_the_dask_command_line(tmp_path: Path) -> None:
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+LOGGED_BUILD = """import os, pathlib, time
+log = pathlib.Path(os.environ["BUILD_LOG"])
+me = pathlib.Path("log.txt").read_text().strip()
+with log.open("a") as f:
+    f.write(f"start {me}\\n")
+time.sleep(0.8)
+pathlib.Path("built.txt").write_text("1.0")
+with log.open("a") as f:
+    f.write(f"end {me}\\n")
+"""
+
+
+def test_speculative_builds_are_never_measured_and_leave_nothing(tmp_path: Path) -> None:
+    """With room for every possible next-round commit, the next round's commits are built
+    while a round measures; the commits that round did not pick are built (or stopped) but
+    never measured, the culprit is the same, and no checkout is left."""
+    import subprocess
+
+    repo = tmp_path / "proj"
+    make_history(repo, [1.0], bench=BENCH)
+    git = ["git", "-C", str(repo)]
+    (repo / "build.py").write_text(LOGGED_BUILD)
+    shas = []
+    for i, cost in enumerate([1.0] * 31 + [2.0] * 20):
+        (repo / "cost.txt").write_text(f"{cost}\n")
+        (repo / "log.txt").write_text(f"change-{i}\n")
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", f"change {i}"], check=True)
+        shas.append(
+            subprocess.run(
+                [*git, "rev-parse", "HEAD"], capture_output=True, text=True
+            ).stdout.strip()
+        )
+    log = tmp_path / "builds.log"
+    res, data = dask_bisect(
+        repo,
+        tmp_path,
+        shas[0],
+        *("--build", f"{sys.executable} build.py", "--workers", "2", "--build-jobs", "12"),
+        env={"BUILD_LOG": str(log)},
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert data["culprits"][0]["sha"] == shas[31] and data["culprits"][0]["confirmed"]
+    events = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    started = {shas[int(who.split("-")[1])] for what, who in events if what == "start"}
+    ended = {shas[int(who.split("-")[1])] for what, who in events if what == "end"}
+    measured = {s["sha"] for s in data["steps"] if sum(s["runs_per_worker"].values())}
+    assert measured <= ended, "a commit was measured before its build ended"
+    assert len(measured) == len(data["steps"]), data["steps"]
+    ahead = started - measured
+    assert ahead, "nothing was built ahead that the bisect did not need"
+    assert not ahead & {s["sha"] for s in data["steps"]}, "a speculative build was measured"
+    no_worker_left_overs(tmp_path)
+
+
+HELD_BUILD = """import os, pathlib, time
+while os.path.exists(os.environ["HOLD"]) and pathlib.Path("held.txt").exists():
+    time.sleep(0.05)
+pathlib.Path("built.txt").write_text(pathlib.Path("log.txt").read_text())
+"""
+
+
+def test_a_build_no_longer_wanted_is_stopped_and_leaves_no_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BuildQueue on a real repository: a running speculative build that the next want()
+    leaves out is stopped, its checkout and marker removed; wanted again, it is built from a
+    clean checkout. The commit that stays wanted is built."""
+    import subprocess
+
+    from bisect_tool.builds import Builder, BuildQueue
+    from bisect_tool.git import Checkouts
+
+    repo = tmp_path / "proj"
+    make_history(repo, [1.0], bench=BENCH)
+    git = ["git", "-C", str(repo)]
+    (repo / "build.py").write_text(HELD_BUILD)
+    shas = []
+    for i in range(3):
+        (repo / "log.txt").write_text(f"{i}\n")
+        held = repo / "held.txt"
+        if i:
+            held.write_text("x")  # commits 1 and 2 build until HOLD goes away
+        elif held.exists():
+            held.unlink()
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", f"c{i}"], check=True)
+        out = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        shas.append(out.stdout.strip())
+    hold = tmp_path / "hold"
+    hold.write_text("x")
+    monkeypatch.setenv("HOLD", str(hold))
+    checkouts = Checkouts(str(repo), tmp_path / "builds", keep=None)
+    queue = BuildQueue(Builder([sys.executable, "build.py"], checkouts, 60), jobs=3)
+    a, b, c = shas
+    queue.want([a], [b, c])
+    import time
+
+    deadline = time.monotonic() + 60
+    while not (checkouts.path_of(a).with_suffix(".built").exists() and len(queue.started) == 3):
+        assert time.monotonic() < deadline, queue.started
+        time.sleep(0.05)
+    queue.want([a], [c])  # b is no longer wanted: its build stops
+    while b not in queue.cancelled:
+        assert time.monotonic() < deadline, queue.cancelled
+        time.sleep(0.05)
+    assert not checkouts.path_of(b).exists()
+    assert not checkouts.path_of(b).with_suffix(".built").exists()
+    assert checkouts.path_of(c).is_dir()  # still wanted, still building
+    hold.unlink()
+    queue.want([b])  # wanted again: built from a fresh checkout
+    path, _ = queue.builder.prepare(b)  # waits for the queue's build, or builds
+    assert (path / "built.txt").read_text() == "1\n"
+    assert checkouts.path_of(a).with_suffix(".built").read_text() == ""  # a built fine
+    queue.close()
+    checkouts.close()
+    assert not checkouts.path_of(c).exists()

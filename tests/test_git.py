@@ -6,6 +6,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from bisect_tool.git import GitRepo
 
 
@@ -86,3 +88,18 @@ def test_a_skipped_commit_can_be_judged_later(git_repo_factory) -> None:
             assert step.done and (step.culprit, tuple(step.candidates)) == expect
             assert f"git bisect {second} {s[5]}" in wt.bisect_log()
             wt.bisect_reset()
+
+
+def test_the_git_directory_is_the_repository_s_own_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # git prints ".git" relative to the repository; resolved against this process's directory
+    # it named another repository (the cache, the builds' and the Dask workers' source)
+    repo = _repo(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert GitRepo(repo).common_dir() == (repo / ".git").resolve()
+    wt = tmp_path / "wt"
+    add_worktree(repo, wt)
+    assert GitRepo(wt).common_dir() == (repo / ".git").resolve()

@@ -107,3 +107,61 @@ def test_k_must_be_positive() -> None:
     with pytest.raises(ValueError):
         kary.pick(linear(4), "c003", 0)
     assert math.isfinite(kary.rounds_bound(10**6, 7))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("n", [5, 64, 257])
+def test_the_next_round_is_always_among_the_speculated_commits(n: int, k: int) -> None:
+    """Whatever the culprit, the commits a round measures were all speculated (built ahead)
+    while the round before measured, and there are at most k*(k+1) of them."""
+    rng = random.Random(n + k)
+    for culprit in {0, 1, n - 1, rng.randrange(n), rng.randrange(n), rng.randrange(n)}:
+        lo, hi = 0, n - 1
+        speculated: list[str] | None = None
+        while lo < hi:
+            dag = {f"c{i:03d}": ((f"c{i - 1:03d}",) if i > lo else ()) for i in range(lo, hi + 1)}
+            picks = kary.pick(dag, f"c{hi:03d}", k)
+            if speculated is not None:
+                assert set(picks) <= set(speculated), (n, k, culprit, picks, speculated)
+            speculated = kary.next_picks(dag, f"c{hi:03d}", picks, k)
+            assert len(speculated) <= k * (k + 1) and not set(speculated) & set(picks)
+            if len(picks) == len(dag) - 1:  # every outcome finds the culprit
+                assert speculated == []
+            verdicts = {p: kary.BAD if int(p[1:]) >= culprit else kary.GOOD for p in picks}
+            marks, _ = kary.reconcile(verdicts, dag)
+            for word, sha in marks:
+                if word == kary.BAD:
+                    hi = min(hi, int(sha[1:]))
+                else:
+                    lo = max(lo, int(sha[1:]) + 1)
+
+
+def test_the_candidates_left_after_marks_are_git_s_across_merges() -> None:
+    """left_after against reachability walked by hand, on random histories with merges."""
+    rng = random.Random(7)
+    for _ in range(30):
+        shas = [f"x{i:02d}" for i in range(40)]
+        dag: dict[str, tuple[str, ...]] = {shas[0]: ()}
+        for i in range(1, 40):
+            parents = [shas[rng.randrange(max(0, i - 4), i)]]
+            if rng.random() < 0.25:
+                parents.append(shas[rng.randrange(i)])
+            dag[shas[i]] = tuple(dict.fromkeys(parents))
+
+        def reach(start: str, dag: dict[str, tuple[str, ...]] = dag) -> set[str]:
+            seen, todo = set(), [start]
+            while todo:
+                s = todo.pop()
+                if s not in seen:
+                    seen.add(s)
+                    todo.extend(dag[s])
+            return seen
+
+        tip = shas[-1]
+        new_bad = rng.choice(sorted(reach(tip)))
+        goods = rng.sample(sorted(reach(new_bad) - {new_bad}), min(3, len(reach(new_bad)) - 1))
+        marks = [(kary.BAD, new_bad)] + [(kary.GOOD, g) for g in goods]
+        left, bad = kary.left_after(dag, tip, marks)
+        expected = reach(new_bad).difference(*(reach(g) for g in goods))
+        assert bad == new_bad and set(left) == expected
+        assert set(kary.left_after(dag, tip, [])[0]) == reach(tip)  # no marks: the tip's own

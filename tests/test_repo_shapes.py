@@ -438,3 +438,16 @@ def test_one_unwritable_format_does_not_cost_the_others(
     assert culprit_of(out_json) == repo.shas[3]
     assert repo.shas[3] in out_html.read_text(encoding="utf-8")
     nothing_left(repo.path, tmp_path)
+
+
+def test_the_json_alone_does_not_import_matplotlib(tmp_path: Path) -> None:
+    """Writing only the JSON skips about a second of importing the plotting code."""
+    probe = (
+        "import sys\n"
+        "from bisect_tool import cli, outputs\n"
+        "assert not [m for m in sys.modules if m.startswith('matplotlib')], 'imported'\n"
+        "from bisect_tool import html_report\n"
+        "assert 'matplotlib' in sys.modules\n"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

@@ -6,7 +6,7 @@ prints a number (--metric stdout, 2% jitter). One commit makes it `--slowdown` t
 Each configuration bisects the same repository with a fresh cache, one after the other, in one
 run of this script, so the ratios to the serial time are comparable on a shared machine.
 
-    python tools/dask_speedup.py --commits 256 --build-seconds 3 --trials 3
+    python tools/dask_speedup.py --commits 256 --build-seconds 5 --trials 3 --seed 21
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def make_project(
     return shas
 
 
-def bisect(repo: Path, good: str, workers: int | None, cache: Path) -> dict[str, object]:
+def bisect(
+    repo: Path, good: str, workers: int | None, cache: Path, jobs: int | None = None
+) -> dict[str, object]:
     args = [sys.executable, "-m", "bisect_tool", "--good", good]
     args += ["--cmd", f"{sys.executable} bench.py", "--metric", "stdout"]
     args += ["--build", f"{sys.executable} build.py", "--cache-dir", str(cache), "-q"]
@@ -73,6 +75,8 @@ def bisect(repo: Path, good: str, workers: int | None, cache: Path) -> dict[str,
     args += ["--json", str(out)]
     if workers:
         args += ["--workers", str(workers)]
+    if jobs:
+        args += ["--build-jobs", str(jobs)]
     started = time.perf_counter()
     res = subprocess.run(args, cwd=repo, capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - started
@@ -88,36 +92,49 @@ def bisect(repo: Path, good: str, workers: int | None, cache: Path) -> dict[str,
     }
 
 
+def label(config: str) -> str:
+    workers, _, jobs = config.partition(":")
+    if workers == "0":
+        return "serial"
+    return f"{workers} workers" + (f", --build-jobs {jobs}" if jobs else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--commits", type=int, default=256)
     ap.add_argument("--build-seconds", type=float, default=3.0)
     ap.add_argument("--slowdown", type=float, default=2.0)
     ap.add_argument("--trials", type=int, default=1)
-    ap.add_argument("--workers", default="0,2,3", help="0 is the serial bisect")
+    ap.add_argument(
+        "--workers",
+        default="0,2,3,2:10,3:17",
+        help="configurations: 0 is the serial bisect, K is K workers, K:J K workers with "
+        "--build-jobs J (K+2+K*(K+1) builds every possible next-round commit at once)",
+    )
     ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    configs = [int(w) for w in args.workers.split(",")]
-    rows: dict[int, list[dict[str, object]]] = {w: [] for w in configs}
+    configs = args.workers.split(",")
+    rows: dict[str, list[dict[str, object]]] = {w: [] for w in configs}
     for trial in range(args.trials):
         culprit = rng.randrange(2, args.commits)
         with tempfile.TemporaryDirectory(prefix="smbisect-speedup-") as tmp:
             repo = Path(tmp) / "proj"
             shas = make_project(repo, args.commits, culprit, args.slowdown, args.build_seconds)
-            for w in configs:
-                cache = Path(tmp) / f"cache-{w}"
+            for i, w in enumerate(configs):
+                cache = Path(tmp) / f"cache-{i}"
                 cache.mkdir()
-                got = bisect(repo, shas[0], w or None, cache)
+                workers, _, jobs = w.partition(":")
+                got = bisect(repo, shas[0], int(workers) or None, cache, int(jobs or 0) or None)
                 got["right"] = got["culprit"] == shas[culprit]
                 rows[w].append(got)
                 print(
-                    f"trial {trial + 1} culprit {culprit}: workers {w or 'serial'}: "
+                    f"trial {trial + 1} culprit {culprit}: {label(w)}: "
                     f"exit {got['exit']}, {got['wall']:.1f} s, rounds {got['rounds']}, "
                     f"runs {got['runs']}, right {got['right']} {got['stderr']}",
                     file=sys.stderr,
                 )
-    serial = rows.get(0)
+    serial = rows.get("0")
     table = []
     for w in configs:
         runs = rows[w]
@@ -127,10 +144,10 @@ def main() -> None:
         ]
         table.append(
             [
-                "serial" if w == 0 else f"{w} workers",
+                label(w),
                 f"{sum(bool(r['right']) for r in runs)}/{len(runs)}",
                 "/".join(str(r["rounds"]) for r in runs),
-                rounds_bound(args.commits, max(w, 1)),
+                rounds_bound(args.commits, max(int(w.partition(":")[0]), 1)),
                 "/".join(str(r["runs"]) for r in runs),
                 f"{wall:.1f}",
                 f"{sum(ratios) / len(ratios):.2f}x" if ratios else "",
