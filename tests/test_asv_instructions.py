@@ -314,6 +314,57 @@ def test_bisect_by_instructions_finds_a_planted_loop_in_few_runs(
     assert "instructions per call" in res.stderr and "subtracted" in res.stderr
 
 
+RANDOM_SUITE = """import tiny
+
+
+def time_spin():
+    tiny.spin()
+"""
+
+RANDOM_LIB = """import os
+
+
+def spin():
+    # as much work as the OS's random bytes say: up to 65535 iterations
+    for _ in range(int.from_bytes(os.urandom(2), "little")):
+        pass
+"""
+
+
+@needs_valgrind
+@pytest.mark.slow
+@pytest.mark.xdist_group("asv")
+def test_a_body_whose_work_depends_on_os_random_bytes_counts_the_same_every_run(
+    git_repo_factory: Factory, tmp_path: Path
+) -> None:
+    """numpy.random seeds itself from os.urandom on import, and its cost depends on the bytes
+    (thousands of instructions). The counted processes get a fixed stream instead; here the
+    body's whole work depends on it, so two samples agree only if the stream is fixed."""
+    b = git_repo_factory(
+        [
+            (
+                "release 0",
+                {
+                    "asv.conf.json": json.dumps(ASV_CONF),
+                    ".gitignore": ".asv/\n",
+                    "benchmarks/__init__.py": "",
+                    "benchmarks/bench_random.py": RANDOM_SUITE,
+                    "tiny/__init__.py": RANDOM_LIB,
+                },
+            )
+        ],
+        name="tinyrandom",
+    )
+    runner = AsvRunner(GitRepo(b.path), AsvSettings(export_results=None), tmp_path / "s", None)
+    counting = AsvCountingRunner(runner, "instructions")
+    counting.list_benchmarks()
+    batch = counting.measure(b.path, b.shas[0], ["bench_random.time_spin"], 2)
+    assert not batch.errors, batch.errors
+    first, second = batch.samples["bench_random.time_spin"]
+    assert first == second
+    assert first > 1000  # the loop ran: the bytes are not all zero
+
+
 # -- when time is the only truth (issue 10, point 4) --------------------------------------------
 
 WAIT_SUITE = """import tiny
