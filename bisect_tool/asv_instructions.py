@@ -55,8 +55,32 @@ from .runners import (
 # "empty". Both modes execute the same code up to that replacement, so their difference is
 # the body. Kept free of anything but the standard library and asv_runner.
 DRIVER = """\
-import runpy
+import os
 import sys
+
+# The OS's random bytes, fixed: numpy.random seeds its global generator from them when it is
+# imported, and converting those words costs a number of instructions that depends on their
+# values: 2 to 5 thousand instructions of difference between two runs of the same process
+# (docs/instructions.md). A fixed stream makes every run execute the same instructions.
+_state = [0x9E3779B97F4A7C15]
+
+
+def _fixed_urandom(size):
+    if size < 0:
+        raise ValueError("negative argument not allowed")
+    out = bytearray()
+    x = _state[0]
+    while len(out) < size:
+        x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+        out += x.to_bytes(8, "little")
+    _state[0] = x
+    return bytes(out[:size])
+
+
+os.urandom = _fixed_urandom
+if "random" in sys.modules:  # it binds os.urandom when imported
+    sys.modules["random"]._urandom = _fixed_urandom
+import runpy
 
 if sys.path and sys.path[0] == "":
     sys.path.pop(0)  # as asv's benchmark.py drops its own directory
@@ -69,7 +93,6 @@ sys.modules["pympler.asizeof"] = None
 # venv with numpy, scipy and matplotlib): look only at the asv_bench* ones
 import importlib.metadata as metadata
 import pathlib
-import os
 
 every_distribution = metadata.distributions
 

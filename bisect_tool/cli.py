@@ -237,23 +237,9 @@ def bisect(
     with parallel_runners(repo, runner, parallel, scratch, good_sha, bad_sha) as (local, remote):
         session = Session(repo, local, store, options, _echo_event(verbosity), remote=remote)
         result = session.run()
-    if (
-        choice.cmd is not None
-        and choice.metric in time_hint.COUNTED
-        and result.exit_code == EXIT_NOT_REPRODUCED
-    ):
-        timed = time_hint.check_time(
-            repo,
-            choice.cmd,
-            choice.timeout,
-            choice.higher_is_better,
-            session.good,
-            session.bad,
-            store,
-            _echo_event(verbosity),
-        )
-        if timed is not None:
-            result.advice.append(timed.advice(choice.metric))
+    result.metric = choice.metric
+    if choice.metric in time_hint.COUNTED:
+        check_time(repo, runner, choice, result, store, _echo_event(verbosity))
     if verbosity >= 0:
         click.echo(report.terminal_report(result))
     from . import outputs  # matplotlib only when a Markdown or HTML report is written
@@ -263,6 +249,53 @@ def bisect(
         for kind, path in written:
             click.echo(f"{kind} written to {path} (file://{Path(path).resolve()})")
     return result
+
+
+def check_time(
+    repo: GitRepo,
+    runner: Runner,
+    choice: RunnerChoice,
+    result: SessionResult,
+    store: MeasurementStore,
+    on_event: Callable[[Event], None],
+) -> None:
+    """After a bisect by a count: time what the counts called unchanged at the endpoints, and
+    put what wall time says into the result (time_hint.py)."""
+    timer: Runner
+    if choice.cmd is not None:
+        if result.exit_code != EXIT_NOT_REPRODUCED:
+            return
+        timer = CommandRunner(choice.cmd, "time", choice.timeout, choice.higher_is_better)
+        names = [s.name for s in timer.list_benchmarks()]
+    elif isinstance(runner, asv_instructions.AsvCountingRunner):
+        timer = runner.asv
+        names = time_hint.unchanged_by_count(result)
+        if len(names) > time_hint.MAX_TIMED:
+            rest = names[time_hint.MAX_TIMED :]
+            names = names[: time_hint.MAX_TIMED]
+            shown = ", ".join(rest[:3]) + (", ..." if len(rest) > 3 else "")
+            result.advice.append(
+                f"{len(rest)} more benchmark(s) with no {choice.metric} regression were not "
+                f"timed at the endpoints ({shown}); to see whether wall time regressed, run "
+                "smbisect with --metric time and -b selecting them"
+            )
+    else:
+        return
+    if not names:
+        return
+    checks = time_hint.check_time(
+        repo,
+        timer,
+        names,
+        choice.metric,
+        result.good,
+        result.bad,
+        store,
+        on_event,
+        asv=choice.cmd is None,
+    )
+    result.time_checks.extend(checks)
+    result.advice.extend(c.advice() for c in checks)
 
 
 CHECK_ABORT = 128  # git bisect run stops on exit codes above 127 instead of calling it "bad"

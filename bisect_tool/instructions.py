@@ -13,6 +13,8 @@ Made deterministic here, unless the user's environment already sets them:
   they wait, and the instructions they spin for vary by 100% and more between runs.
 - `PYTHONDONTWRITEBYTECODE=1`: a run that writes `__pycache__` would count differently from
   the next run that reads it.
+- address space layout randomisation off (`setarch <arch> -R`, when it works here): with it,
+  a process's count differs by some tens of instructions from run to run.
 
 `--metric cycles` simulates a fixed cache (the same on every machine, so the numbers compare
 across machines) and the branch predictor, and weights the events with `CYCLE_WEIGHTS`.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -130,11 +133,42 @@ def counting_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def valgrind_argv(metric: str, out_dir: Path, command: Sequence[str], valgrind: str) -> list[str]:
-    """The command line that counts `command` and its whole process tree into out_dir."""
+@lru_cache(maxsize=1)
+def fixed_layout_prefix() -> tuple[str, ...]:
+    """`setarch <arch> -R`, which runs a command (and its children) without address space
+    layout randomisation, when it works on this machine; else nothing. Where a benchmark's
+    objects and libraries land moves a count by some tens of instructions (alignment, the
+    interpreter's address-keyed caches). setarch is util-linux's; a container may forbid the
+    personality call it makes, and then counts are taken with the layout random."""
+    setarch = shutil.which("setarch")
+    if not sys.platform.startswith("linux") or setarch is None:
+        return ()
+    prefix = (setarch, platform.machine(), "-R")
+    try:
+        res = subprocess.run(
+            [*prefix, sys.executable, "-S", "-c", ""],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return prefix if res.returncode == 0 else ()
+
+
+def valgrind_argv(
+    metric: str,
+    out_dir: Path,
+    command: Sequence[str],
+    valgrind: str,
+    prefix: Sequence[str] = (),
+) -> list[str]:
+    """The command line that counts `command` and its whole process tree into out_dir; run
+    through `prefix` (fixed_layout_prefix) when given."""
     if metric not in METRICS:
         raise ValueError(f"not a counting metric: {metric!r}")
     argv = [
+        *prefix,
         valgrind,
         "--tool=cachegrind",
         "--trace-children=yes",
@@ -214,7 +248,9 @@ def estimated_cycles(events: Mapping[str, int]) -> int:
 def settings_key(metric: str, valgrind: str, env: Mapping[str, str]) -> list[str]:
     """What makes counts comparable: the tool, its options and the pinned environment."""
     pinned = [f"{k}={env.get(k, '')}" for k in sorted(COUNTING_ENV)]
-    return [valgrind_version(valgrind), *valgrind_argv(metric, Path("."), [], "valgrind"), *pinned]
+    layout = "layout=fixed" if fixed_layout_prefix() else "layout=random"
+    argv = valgrind_argv(metric, Path("."), [], "valgrind")
+    return [valgrind_version(valgrind), *argv, *pinned, layout]
 
 
 def count(
@@ -232,7 +268,7 @@ def count(
     valgrind = find_valgrind(metric)
     with tempfile.TemporaryDirectory(prefix="smbisect-cg-") as tmp:
         out_dir = Path(tmp)
-        argv = valgrind_argv(metric, out_dir, command, valgrind)
+        argv = valgrind_argv(metric, out_dir, command, valgrind, fixed_layout_prefix())
         res = run_process(argv, cwd, timeout, counting_env(env))
         counts = collect(out_dir)
         if not counts.processes:

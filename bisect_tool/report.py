@@ -228,8 +228,30 @@ def culprit_lines(result: SessionResult, outcome: BenchmarkOutcome) -> list[str]
     return lines
 
 
+METRIC_WORDS = {
+    "time": "wall time",
+    "cputime": "CPU time (user + system) of the process tree",
+    "stdout": "the last number the command prints",
+    "instructions": "instructions executed, counted under valgrind",
+    "cycles": "estimated cycles (instructions, cache misses, mispredictions) under valgrind",
+}
+
+
+def metric_lines(result: SessionResult) -> list[str]:
+    """Which metric the verdicts are by, when the caller said."""
+    if result.metric is None:
+        return []
+    return [f"Metric: {result.metric} ({METRIC_WORDS.get(result.metric, result.metric)})", ""]
+
+
 def terminal_report(result: SessionResult) -> str:
-    parts = ["", "Endpoints (good vs bad):", reference_table(result.outcomes), ""]
+    parts = [
+        "",
+        *metric_lines(result),
+        "Endpoints (good vs bad):",
+        reference_table(result.outcomes),
+    ]
+    parts.append("")
     for o in result.inconclusive:
         parts.extend(noise_advice(result, o))
         parts.append("")
@@ -335,6 +357,8 @@ def to_json(result: SessionResult) -> dict[str, Any]:
         ],
         "culprits": culprits,
         "advice": list(result.advice),
+        "metric": result.metric,
+        "time_check": [c.to_json() for c in result.time_checks],
         "waterfall": waterfall_report.waterfall_json(result),
         "shared_culprits": {
             sha: [name for name, _ in items]
@@ -386,7 +410,8 @@ def to_markdown(result: SessionResult) -> str:
         f"wall time {result.wall_seconds:.1f} s.",
         "",
     ]
-    parts += ["## Endpoints", "", "```", reference_table(result.outcomes), "```", ""]
+    parts += ["## Endpoints", "", *metric_lines(result)]
+    parts += ["```", reference_table(result.outcomes), "```", ""]
     for o in result.inconclusive:
         parts += ["```", *noise_advice(result, o), "```", ""]
     if result.advice:

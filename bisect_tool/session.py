@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import parallel
 from .attribution import attribute
@@ -36,6 +36,9 @@ from .selection import log2_bound, select_benchmarks
 from .stats import DEFAULT_ALPHA, Comparison, Verdict
 from .store import MeasurementStore
 from .waterfall import Waterfall
+
+if TYPE_CHECKING:
+    from .time_hint import TimeCheck
 
 __all__ = [
     "BenchmarkOutcome",
@@ -142,6 +145,9 @@ class SessionResult:
     wall_seconds: float = 0.0
     account: Account = field(default_factory=Account)
     advice: list[str] = field(default_factory=list)  # what to try next, for the report
+    # wall time at the endpoints of what a count called unchanged (time_hint.py)
+    time_checks: list[TimeCheck] = field(default_factory=list)
+    metric: str | None = None  # --metric, when the caller says (cli.py); units are per benchmark
     rounds: int = 0  # measurement rounds: endpoints, steps (or k-ary rounds), confirmations
     workers: dict[str, dict[str, int]] = field(default_factory=dict)  # sha -> worker -> runs
 

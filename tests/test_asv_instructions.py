@@ -312,3 +312,116 @@ def test_bisect_by_instructions_finds_a_planted_loop_in_few_runs(
     assert data["runs"]["total"] <= 2 + 4, data["runs"]
     assert max(data["runs"]["per_commit"].values()) == 2, data["runs"]
     assert "instructions per call" in res.stderr and "subtracted" in res.stderr
+
+
+RANDOM_SUITE = """import tiny
+
+
+def time_spin():
+    tiny.spin()
+"""
+
+RANDOM_LIB = """import os
+
+
+def spin():
+    # as much work as the OS's random bytes say: up to 65535 iterations
+    for _ in range(int.from_bytes(os.urandom(2), "little")):
+        pass
+"""
+
+
+@needs_valgrind
+@pytest.mark.slow
+@pytest.mark.xdist_group("asv")
+def test_a_body_whose_work_depends_on_os_random_bytes_counts_the_same_every_run(
+    git_repo_factory: Factory, tmp_path: Path
+) -> None:
+    """numpy.random seeds itself from os.urandom on import, and its cost depends on the bytes
+    (thousands of instructions). The counted processes get a fixed stream instead; here the
+    body's whole work depends on it, so two samples agree only if the stream is fixed."""
+    b = git_repo_factory(
+        [
+            (
+                "release 0",
+                {
+                    "asv.conf.json": json.dumps(ASV_CONF),
+                    ".gitignore": ".asv/\n",
+                    "benchmarks/__init__.py": "",
+                    "benchmarks/bench_random.py": RANDOM_SUITE,
+                    "tiny/__init__.py": RANDOM_LIB,
+                },
+            )
+        ],
+        name="tinyrandom",
+    )
+    runner = AsvRunner(GitRepo(b.path), AsvSettings(export_results=None), tmp_path / "s", None)
+    counting = AsvCountingRunner(runner, "instructions")
+    counting.list_benchmarks()
+    batch = counting.measure(b.path, b.shas[0], ["bench_random.time_spin"], 2)
+    assert not batch.errors, batch.errors
+    first, second = batch.samples["bench_random.time_spin"]
+    assert first == second
+    assert first > 1000  # the loop ran: the bytes are not all zero
+
+
+# -- when time is the only truth (issue 10, point 4) --------------------------------------------
+
+WAIT_SUITE = """import tiny
+
+
+def time_wait():
+    tiny.wait()
+"""
+
+WAIT_LIB = """import time
+
+PAUSE = {pause}
+
+
+def wait():
+    time.sleep(PAUSE)
+"""
+
+
+@needs_valgrind
+@pytest.mark.slow
+@pytest.mark.xdist_group("asv")
+def test_a_sleep_in_an_asv_benchmark_is_invisible_to_instructions_and_the_report_says_so(
+    git_repo_factory: Factory, tmp_path: Path
+) -> None:
+    """The body sleeps 5x longer at bad: the same instructions, 5x the wall time. The counted
+    bisect finds nothing (exit 3); asv's own timings of the endpoints show the regression, and
+    the report says so and suggests --metric time."""
+    first = {
+        "asv.conf.json": json.dumps(ASV_CONF),
+        ".gitignore": ".asv/\n",
+        "benchmarks/__init__.py": "",
+        "benchmarks/bench_wait.py": WAIT_SUITE,
+    }
+    commits = [
+        (f"release {i}", (first if i == 0 else {}) | {"tiny/__init__.py": WAIT_LIB.format(pause=p)})
+        for i, p in enumerate([0.01, 0.01, 0.05])
+    ]
+    b = git_repo_factory(commits, name="tinywait")
+    out, md = tmp_path / "r.json", tmp_path / "r.md"
+    res = smbisect(
+        "--good", b.shas[0], "--metric", "instructions", "-b", "time_wait",
+        "--json", str(out), "--report", str(md), "--cache-dir", str(tmp_path / "cache"),
+        cwd=b.path,
+    )  # fmt: skip
+    assert res.returncode == 3, res.stdout[-3000:] + res.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["metric"] == "instructions"
+    (endpoint,) = data["endpoints"]
+    assert endpoint["unit"] == "instructions" and endpoint["status"] == "unchanged"
+    assert endpoint["ratio"] == pytest.approx(1.0, abs=1e-3)  # the sleep costs no instructions
+    (check,) = data["time_check"]
+    assert check["benchmark"] == "bench_wait.time_wait" and check["metric"] == "time"
+    assert check["regressed"] and check["suggest"] == "--metric time"
+    assert check["ratio"] > 2  # 50 ms against 10 ms
+    (advice,) = data["advice"]
+    assert "but wall time does" in advice and "--metric time -b" in advice
+    assert "Metric: instructions" in res.stdout and "but wall time does" in res.stdout
+    report_md = md.read_text()
+    assert "Metric: instructions" in report_md and "but wall time does" in report_md

@@ -85,6 +85,8 @@ def test_valgrind_argv_traces_children_into_one_file_per_process(tmp_path: Path)
     assert "--trace-children=yes" in argv and "--cache-sim=no" in argv
     assert f"--cachegrind-out-file={tmp_path}/cg.%p" in argv
     assert argv[-2:] == ["python", "b.py"]
+    fixed = instructions.valgrind_argv("instructions", tmp_path, ["x"], "vg", ("setarch", "-R"))
+    assert fixed[:3] == ["setarch", "-R", "vg"]  # the layout is fixed for valgrind's tree
     cycles = instructions.valgrind_argv("cycles", tmp_path, ["x"], "valgrind")
     assert "--cache-sim=yes" in cycles and "--branch-sim=yes" in cycles
     assert any(a.startswith("--LL=") for a in cycles)  # fixed geometry, machine-independent
@@ -144,6 +146,22 @@ def test_counts_repeat_exactly_and_see_a_ten_percent_longer_loop(tmp_path: Path)
     assert 600 * 500 < loop < 600 * 5000
     spec = runner.list_benchmarks()[0]
     assert spec.unit == "instructions" and spec.worse_is_higher is True
+
+
+@needs_valgrind
+@pytest.mark.skipif(
+    not instructions.fixed_layout_prefix(), reason="setarch -R does not work on this machine"
+)
+def test_counted_processes_run_without_address_randomisation(tmp_path: Path) -> None:
+    """Where objects and libraries land moves a count by tens of instructions: the counted
+    tree runs with ADDR_NO_RANDOMIZE (0x0040000), children included."""
+    argv = ["sh", "-c", "cat /proc/self/personality"]
+    counts, code, out, err = instructions.count(argv, tmp_path)
+    assert code == 0, err
+    assert int(out.strip(), 16) & 0x0040000
+    assert counts.instructions > 0
+    plain = subprocess.run(argv, capture_output=True, text=True, check=True)
+    assert not int(plain.stdout.strip(), 16) & 0x0040000  # not so outside the count
 
 
 @needs_valgrind
