@@ -290,14 +290,15 @@ def test_failures_far_from_the_culprit_are_skipped(git_repo_factory):
 
 
 def test_a_step_at_the_cut_is_skipped_when_the_budget_is_spent(git_repo_factory):
-    # good 1.0, bad 4.0, so the cut is 2.0: commits 4..7 cost exactly that, and a step there
-    # may never come to resemble either end. With 12 runs a commit it is skipped once they are
-    # spent, as git bisect skip; when the bisect ends among them, each gets a second chance of
-    # up to 3 x 12 runs (second_chance.py), and is then left among the candidates.
+    # good 1.0, bad 4.0 and --threshold 2, so the cut is 2.0: commits 4..7 cost exactly that,
+    # and a step there may never come to resemble either end. With 12 runs a commit it is
+    # skipped once they are spent, as git bisect skip; when the bisect ends among them, each
+    # gets a second chance of up to 3 x 12 runs (second_chance.py), and is then left among the
+    # candidates.
     repo = linear_history(git_repo_factory, 12, {4: {BENCH: 2.0}, 8: {BENCH: 4.0}})
     runner = FakeRunner(noise=0.02, seed=0)
     policy = Policy(budget=Budget(runs_per_commit=12))
-    result = run_session(repo, runner, repo.shas[0], repo.shas[-1], policy=policy)
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1], policy=policy, factor=2.0)
     assert result.exit_code == EXIT_NO_SINGLE_CULPRIT
     (out,) = result.outcomes
     assert out.culprit is None and not out.confirmed
@@ -309,6 +310,23 @@ def test_a_step_at_the_cut_is_skipped_when_the_budget_is_spent(git_repo_factory)
         assert sum(c.rounds for c in runner.calls if c.commit == sha) == 36
         assert f"git bisect skip {sha}" in out.bisect_log
     assert set(out.candidates) <= at_cut | {repo.shas[8]}
+
+
+def test_a_step_at_the_midpoint_of_two_changes_leads_to_one_of_them(git_repo_factory):
+    # the same history with the default cut, the midpoint of good and bad: a commit there is
+    # as far from good as from bad, so both sides of it hold a change. The sequential test in
+    # blocks may decide it either way; whichever it does, the bisect ends at a real change,
+    # confirmed, and the other change is found by attribution.
+    repo = linear_history(git_repo_factory, 12, {4: {BENCH: 2.0}, 8: {BENCH: 4.0}})
+    for seed in range(3):
+        runner = FakeRunner(noise=0.02, seed=seed)
+        result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
+        (out,) = result.outcomes
+        assert out.culprit in {repo.shas[4], repo.shas[8]} and out.confirmed
+        assert out.waterfall is not None
+        named = {c.sha for c in out.waterfall.changes if c.confirmed}
+        assert named == {repo.shas[4], repo.shas[8]}
+        assert result.exit_code == EXIT_CULPRIT
 
 
 # -- no regression -------------------------------------------------------------------------------
@@ -429,7 +447,10 @@ def test_machine_slowing_down_fast_needs_fresh_references(git_repo_factory, culp
     (out,) = result.outcomes
     assert out.culprit == repo.shas[culprit]
     assert result.exit_code == EXIT_CULPRIT
-    assert any("drift" in note for note in out.notes)  # the drift was seen and handled
+    # the drift was seen and handled: the references were measured afresh, or the steps it
+    # pushed beyond an end were judged in blocks, beside fresh runs of the references
+    blocks = [s for s in out.steps if "blocks" in result.commits[s].reasons.get(BENCH, "")]
+    assert any("drift" in note for note in out.notes) or blocks
 
 
 @pytest.mark.parametrize(("n", "culprit"), [(2, 1), (7, 4), (16, 11), (33, 20), (33, 1), (40, 40)])
@@ -699,3 +720,4 @@ def test_a_merge_is_not_blamed_for_its_branch(git_repo_factory):
     (out,) = result.bisected
     assert any(f"merge {merge[:10]} is not worse" in note for note in out.notes)
     assert out.culprit == culprit and out.confirmed
+
