@@ -61,7 +61,8 @@ def parallel_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--build-jobs",
             type=click.IntRange(1, 256),
             metavar="N",
-            help="With --workers and --build: at most N builds at once on this machine "
+            help="With --workers and --build (or --python virtualenv): at most N builds at once "
+            "on this machine "
             "[default: K+2]. Beyond the commits a round measures, free build slots build the "
             "next round's possible commits (up to K*(K+1)) while it measures; raise N when "
             "builds leave the CPU idle (I/O, remote compilers), keep it low when they do not.",
@@ -70,14 +71,15 @@ def parallel_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--workers",
             type=click.IntRange(1, 64),
             metavar="K",
-            help="For --cmd: bisect on K local Dask workers, measuring K commits per round "
+            help="Bisect on K local Dask workers (--cmd, or an asv suite in --python same or "
+            "virtualenv), measuring K commits per round "
             "(about log_{K+1} N rounds). Builds run in parallel; one benchmark process runs at "
             "a time per machine. Needs `pip install 'smbisect[dask]'`.",
         ),
         click.option(
             "--scheduler",
             metavar="ADDRESS",
-            help="For --cmd: bisect on the workers of a running Dask cluster "
+            help="Bisect on the workers of a running Dask cluster "
             "(`dask scheduler` / `dask worker ADDRESS`), one commit per worker per round. "
             "Each worker compares a commit only with good and bad measured on itself.",
         ),
