@@ -1,5 +1,5 @@
 """A tiny asv project that asv can build (a pyproject wheel, no network, no compiler), for
-the tests and tools/dask_asv_speedup.py: one slowdown at a chosen commit, a build that sleeps
+the tests: one slowdown at a chosen commit, a build that sleeps
 SMBISECT_TEST_BUILD_SLEEP seconds (0 by default) before building its wheel and logs the
 commit it builds to SMBISECT_TEST_BUILD_LOG."""
 
