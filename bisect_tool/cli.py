@@ -216,7 +216,7 @@ def bisect(
     """Build the parts from options and run one bisect session; returns the result."""
     parallel = parallel or ParallelChoice()
     check_thresholds(threshold, threshold_ms, choice.metric)
-    check_parallel(parallel, choice.cmd)
+    check_parallel(parallel, choice.cmd, choice.python)
     check_outputs(json_path, report_path, html_path)
     repo = choice.open_repo(repo_path)
     resolve_range(repo, good, bad)  # fail fast, before an asv suite is discovered

@@ -66,6 +66,14 @@ class Job:
     build_timeout: float = 600.0
     run_id: str = ""  # the workers of one machine share this run's checkouts and builds
 
+    @property
+    def builds(self) -> bool:
+        """Whether commits are built before they are measured (--build, or an asv suite
+        that asv builds and installs: --python virtualenv)."""
+        from .asv_workers import AsvRecipe
+
+        return bool(self.build) or (isinstance(self.runner, AsvRecipe) and self.runner.builds)
+
 
 class Pool:
     """A Dask client and the workers it measures on, in a stable order."""
@@ -218,7 +226,7 @@ class RemoteRunner:
 
     def prebuild(self, needed: Sequence[str], maybe: Sequence[str] = ()) -> None:
         """Build these commits ahead of their measurements (Pool.prebuild)."""
-        if self.job.build:
+        if self.job.builds:
             self.pool.prebuild(self.job, needed, maybe)
 
     def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
@@ -281,7 +289,9 @@ def _natural(name: str) -> tuple[int, str]:
 
 
 def _builder(job: Job) -> Any:
-    """This machine's checkouts for the run, shared by its workers (git.Checkouts locks)."""
+    """This machine's checkouts for the run, shared by its workers (git.Checkouts locks);
+    for an asv suite, an AsvBuilder, which also holds this process's AsvRunner."""
+    from .asv_workers import AsvBuilder, AsvRecipe
     from .builds import Builder
     from .git import Checkouts
 
@@ -291,8 +301,34 @@ def _builder(job: Job) -> Any:
             f"{job.source}\0{job.run_id}".encode("utf-8", "surrogateescape")
         ).hexdigest()[:12]
         root = Path(tempfile.gettempdir()) / f"smbisect-builds-{tag}"
-        _STATE[key] = Builder(job.build, Checkouts(job.source, root, keep=None), job.build_timeout)
+        checkouts = Checkouts(job.source, root, keep=None)
+        if isinstance(job.runner, AsvRecipe):
+            _STATE[key] = AsvBuilder(job.runner, checkouts, job.build_timeout, _asv_env_dir(job))
+        else:
+            _STATE[key] = Builder(job.build, checkouts, job.build_timeout)
     return _STATE[key]
+
+
+def _asv_env_dir(job: Job) -> Path:
+    """Where asv keeps its environments and build cache for this job on this machine: the
+    config's env_dir on the client's machine (a local cluster: the same as a serial bisect),
+    else one per repository in the temporary directory, kept after the run, so that a later
+    bisect on this machine reuses asv's builds."""
+    from .asv_workers import AsvRecipe
+
+    assert isinstance(job.runner, AsvRecipe)
+    if job.runner.env_dir:
+        return Path(job.runner.env_dir)
+    tag = hashlib.sha256(
+        f"{job.source}\0{job.runner.settings.config}".encode("utf-8", "surrogateescape")
+    ).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"smbisect-asv-env-{tag}"
+
+
+def _measuring_runner(job: Job, builder: Any) -> Runner:
+    from .asv_workers import AsvBuilder
+
+    return builder.runner() if isinstance(builder, AsvBuilder) else job.runner
 
 
 def build_on_worker(job: Job, commit: str) -> str:
@@ -327,9 +363,11 @@ def measure_on_worker(job: Job, commit: str, names: list[str], rounds: int) -> t
     except (ImportError, ValueError):
         pass
     try:
-        path, seconds = _builder(job).prepare(commit)
+        builder = _builder(job)
+        path, seconds = builder.prepare(commit)
+        runner = _measuring_runner(job, builder)
         with machine_lock():
-            batch = job.runner.measure(path, commit, names, rounds)
+            batch = runner.measure(path, commit, names, rounds)
         batch.setup_seconds += seconds
         return "ok", batch
     except MeasurementFailed as exc:

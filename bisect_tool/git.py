@@ -838,6 +838,11 @@ class Checkouts:
         shutil.rmtree(path, ignore_errors=True)
         path.with_suffix(".built").unlink(missing_ok=True)
 
+    def have(self, sha: str) -> None:
+        """Fetch sha into the clone if it lacks it."""
+        with file_lock(self.root / "git.lock"):
+            self._have(sha)
+
     def _have(self, sha: str) -> None:
         try:
             self.repo.git.cat_file("-e", f"{sha}^{{commit}}")

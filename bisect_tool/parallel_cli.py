@@ -19,7 +19,7 @@ from . import kary
 from .builds import Builder, BuildingRunner, split_build
 from .errors import UsageError
 from .git import Checkouts, GitRepo
-from .runners import Runner
+from .runners import BUILD_MODES, AsvRunner, CommandRunner, Runner
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,8 @@ def parallel_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--build-jobs",
             type=click.IntRange(1, 256),
             metavar="N",
-            help="With --workers and --build: at most N builds at once on this machine "
+            help="With --workers and --build (or --python virtualenv): at most N builds at once "
+            "on this machine "
             "[default: K+2]. Beyond the commits a round measures, free build slots build the "
             "next round's possible commits (up to K*(K+1)) while it measures; raise N when "
             "builds leave the CPU idle (I/O, remote compilers), keep it low when they do not.",
@@ -70,14 +71,15 @@ def parallel_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--workers",
             type=click.IntRange(1, 64),
             metavar="K",
-            help="For --cmd: bisect on K local Dask workers, measuring K commits per round "
+            help="Bisect on K local Dask workers (--cmd, or an asv suite in --python same or "
+            "virtualenv), measuring K commits per round "
             "(about log_{K+1} N rounds). Builds run in parallel; one benchmark process runs at "
             "a time per machine. Needs `pip install 'smbisect[dask]'`.",
         ),
         click.option(
             "--scheduler",
             metavar="ADDRESS",
-            help="For --cmd: bisect on the workers of a running Dask cluster "
+            help="Bisect on the workers of a running Dask cluster "
             "(`dask scheduler` / `dask worker ADDRESS`), one commit per worker per round. "
             "Each worker compares a commit only with good and bad measured on itself.",
         ),
@@ -104,12 +106,13 @@ def take_parallel(kw: dict[str, Any]) -> ParallelChoice:
     )
 
 
-def check_parallel(choice: ParallelChoice, cmd: str | None) -> None:
+def check_parallel(choice: ParallelChoice, cmd: str | None, python: str = "same") -> None:
     if choice.workers is not None and choice.scheduler:
         raise UsageError("give --workers or --scheduler, not both")
-    if cmd is None and choice.distributed:
+    if cmd is None and choice.distributed and python == "config":
         raise UsageError(
-            "--workers and --scheduler work with --cmd; asv suites on Dask are not supported yet"
+            "--workers and --scheduler work with --cmd or an asv suite in --python same, a "
+            "path or virtualenv; not with --python config"
         )
     if cmd is None and choice.build:
         raise UsageError("--build works with --cmd; for an asv suite use --python virtualenv")
@@ -119,8 +122,28 @@ def check_parallel(choice: ParallelChoice, cmd: str | None) -> None:
         raise UsageError(f"--build-timeout must be positive, not {choice.build_timeout:g}")
     if choice.build:
         split_build(choice.build)
-    if choice.build_jobs is not None and not (choice.build and choice.workers):
-        raise UsageError("--build-jobs is for local Dask workers: give --build and --workers")
+    asv_builds = cmd is None and python in BUILD_MODES
+    if choice.build_jobs is not None and not ((choice.build or asv_builds) and choice.workers):
+        raise UsageError(
+            "--build-jobs is for local Dask workers that build: give --workers and --build "
+            "(or --python virtualenv for an asv suite)"
+        )
+
+
+def _remote_form(runner: Runner, choice: ParallelChoice) -> Runner:
+    """What the workers get to measure with: a --cmd runner as it is; an asv suite as an
+    AsvRecipe (discovered here, once), which each worker turns into an AsvRunner on its clone.
+    asv's build cache keeps at least two rounds' worth of builds (good, bad, the K picks and
+    the K(K+1) possible next ones, twice), so that no build made ahead is evicted before it is
+    measured."""
+    if isinstance(runner, CommandRunner):
+        return runner
+    if not isinstance(runner, AsvRunner):
+        raise UsageError("--metric with an asv suite is not supported on Dask workers yet")
+    from .asv_workers import recipe_for
+
+    k = choice.workers or 4
+    return recipe_for(runner, 2 + 2 * k * (k + 2), same_machine=choice.workers is not None)
 
 
 def _import_in_background(module: str) -> None:
@@ -161,9 +184,9 @@ def runners(
     from .dask_pool import Job, Pool
 
     source = choice.repo_url or str(repo.common_dir())
-    job = Job(source, runner, build, choice.build_timeout, uuid.uuid4().hex)
+    job = Job(source, _remote_form(runner, choice), build, choice.build_timeout, uuid.uuid4().hex)
     early = None
-    if build and choice.workers and good and bad:
+    if job.builds and choice.workers and good and bad:
         dag = repo.candidates(good, bad)
         first = kary.pick(dag, bad, choice.workers)
         early = Pool.build_here(job, choice.jobs())

@@ -287,6 +287,12 @@ class AsvSettings:
     # (resolved against the config's directory, as asv does), None disables it, anything else
     # is a directory path
     export_results: str | None = "auto"
+    # the build modes' environments and asv build cache: the config's env_dir unless given
+    # (Dask workers on another machine keep theirs in their temporary directory)
+    env_dir: str | None = None
+    # at least this many builds kept in asv's build cache (its `build_cache_size`), so that
+    # builds made ahead of their measurements on Dask workers are not evicted before them
+    build_cache_size: int | None = None
 
 
 BUILD_MODES = ("virtualenv", "config")  # asv builds and installs every commit
@@ -336,7 +342,14 @@ class AsvRunner:
         self.results_dir = scratch / "results"
         self.conf_path = scratch / "asv.conf.json"
         conf = dict(self.conf)
-        env_dir = self.config.absolute(root, "env_dir") if self.builds else scratch / "env"
+        env_dir = scratch / "env"
+        if self.builds:
+            env_dir = Path(settings.env_dir or self.config.absolute(root, "env_dir"))
+        self.env_dir = env_dir
+        if settings.build_cache_size is not None:
+            kept = conf.get("build_cache_size", 2)
+            kept = kept if isinstance(kept, int) and not isinstance(kept, bool) else 2
+            conf["build_cache_size"] = max(kept, settings.build_cache_size)
         conf.update(
             repo=str(root),
             benchmark_dir=str(bench_dest),

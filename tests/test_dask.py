@@ -180,11 +180,12 @@ def test_bad_parallel_options_are_one_line_errors(
     assert needle in one_line_error(res, code)
 
 
-def test_workers_need_cmd(tmp_path: Path) -> None:
+def test_workers_refuse_python_config(tmp_path: Path) -> None:
     repo = tmp_path / "proj"
     shas = make_history(repo, [1.0, 2.0], bench=BENCH)
-    res = subprocess_run_smbisect(repo, ["--good", shas[0], "--workers", "2"])
-    assert res.returncode == 2 and "work with --cmd" in res.stderr
+    args = ["--good", shas[0], "--python", "config", "--workers", "2"]
+    res = subprocess_run_smbisect(repo, args)
+    assert res.returncode == 2 and "not with --python config" in res.stderr
     assert "Traceback" not in res.stderr
     zero = subprocess_run_smbisect(repo, ["--good", shas[0], "--cmd", "true", "--workers", "0"])
     assert zero.returncode == 2 and "--workers" in zero.stderr
