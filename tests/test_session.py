@@ -720,4 +720,3 @@ def test_a_merge_is_not_blamed_for_its_branch(git_repo_factory):
     (out,) = result.bisected
     assert any(f"merge {merge[:10]} is not worse" in note for note in out.notes)
     assert out.culprit == culprit and out.confirmed
-
