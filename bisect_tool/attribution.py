@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 from . import waterfall as wf
@@ -91,7 +92,7 @@ class Attribution:
             if seg is Segment.NONE:
                 continue
             kind = REGRESSION if seg is Segment.REGRESSION else IMPROVEMENT
-            if self.check(low, high)[0] is not seg:
+            if not self._clear(comp) and self.check(low, high)[0] is not seg:
                 # a segment bisect where nothing changed spends the budget at every step: a
                 # change is bisected only when fresh runs of its ends show it a second time
                 out.notes.append(
@@ -315,6 +316,21 @@ class Attribution:
         )
         seg_out.confirmed = False
         return seg_out, merge
+
+    def _clear(self, comp: Comparison) -> bool:
+        """Is a segment's change beyond the threshold even at its interval's near end? Then one
+        check is enough; a change shown only just (the usual false alarm) is checked twice."""
+        if not self.judge.log_scale.get(self.name, True):
+            return False
+        if not (comp.ci_low > 0 and math.isfinite(comp.ci_low) and math.isfinite(comp.ci_high)):
+            return False
+        # the 95% interval, widened to the endpoints' error rate (a false alarm is rare by
+        # that rate, so a 95% bound beyond the threshold is no evidence against one)
+        thr = self.judge.threshold(self.name)
+        est = math.log(comp.ratio)
+        se = (math.log(comp.ci_high) - math.log(comp.ci_low)) / (2 * 1.96)
+        q = NormalDist().inv_cdf(1 - self.judge.policy.alpha_endpoints)
+        return est - q * se > thr if est > 0 else est + q * se < -thr
 
     def _side_tips(self, low: str, high: str) -> list[str]:
         """Parents of merges in low..high that do not contain low: tips of branches that
