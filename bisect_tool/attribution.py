@@ -198,6 +198,7 @@ class Attribution:
         sub = Judge(main.m, main.policy, low, high, main.factor, main.delta, main.on_event)
         sub.log_scale.update(main.log_scale)
         sub.units.update(main.units)
+        sub.body_counts.update(main.body_counts)
         sub.worse_high.update(main.worse_high)
         if kind == IMPROVEMENT:  # "bad" is the faster end: the bisect looks for the speedup
             sub.worse_high[self.name] = not self.worse_high

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import policy as pol
-from .instructions import is_deterministic, min_effect
+from .instructions import BODY_COUNT_FLOOR, COUNT_FLOOR, is_deterministic, min_effect
 from .measure import Event, Measurer
 from .policy import Decision, Judgement, Policy, Scale, Spent
 from .runners import BenchmarkSpec
@@ -53,6 +53,7 @@ class Judge:
         self.log_scale: dict[str, bool] = {}
         self.worse_high: dict[str, bool] = {}
         self.units: dict[str, str] = {}
+        self.body_counts: set[str] = set()  # counted asv benchmarks: the body's count alone
         self.notes: dict[str, list[str]] = {}  # what happened while measuring, per benchmark
         self.blocks: dict[tuple[str, str], list[float]] = {}  # (sha, name) -> u of each block
 
@@ -104,7 +105,8 @@ class Judge:
             if self.factor is None and is_deterministic(self.units.get(name, "")):
                 # a count that repeats to 1e-6 needs no 5% floor against timing noise: the
                 # floor follows the spread measured (docs/instructions.md)
-                return math.log(min_effect(self.scale(name).sigma))
+                floor = BODY_COUNT_FLOOR if name in self.body_counts else COUNT_FLOOR
+                return math.log(min_effect(self.scale(name).sigma, floor))
             return math.log(self.factor or pol.MIN_EFFECT)
         if self.delta is not None:
             return self.delta
@@ -138,6 +140,9 @@ class Judge:
         names = [s.name for s in specs]
         by_name = {s.name: s for s in specs}
         self.units.update({s.name: s.unit for s in specs})
+        self.body_counts.update(
+            s.name for s in specs if s.kind != "command" and is_deterministic(s.unit)
+        )
         start = {(sha, n): len(self.m.runs(sha, n)) for sha in (self.good, self.bad) for n in names}
         first = min(self._policy(n).min_reference_runs for n in names) if names else 0
         for k in range(1, first + 1):
