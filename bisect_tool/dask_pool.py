@@ -26,6 +26,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,10 +157,15 @@ class Pool:
                 )
 
     def alive(self, address: str) -> bool:
-        try:
-            return address in self.client.scheduler_info(n_workers=-1)["workers"]
-        except Exception:
-            return False
+        """False when the scheduler no longer lists the worker, or has not answered three
+        times in a row. One question that times out (a loaded machine) is not a lost worker:
+        under load 5-6, a single failed `scheduler_info` dropped a healthy worker's lane."""
+        for attempt in range(3):
+            try:
+                return address in self.client.scheduler_info(n_workers=-1)["workers"]
+            except Exception:
+                time.sleep(1.0 + attempt)
+        return False
 
     def runner_for(self, worker: WorkerInfo, job: Job) -> RemoteRunner:
         return RemoteRunner(self, worker, job)
