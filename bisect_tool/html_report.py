@@ -338,6 +338,9 @@ def to_html(result: SessionResult) -> str:
         ("benchmarks bisected", _e(len(result.bisected))),
         ("wall time", _e(f"{result.wall_seconds:.1f} s")),
     ]
+    if result.metric is not None:  # which metric the verdicts are by (--metric)
+        words = report.METRIC_WORDS.get(result.metric, result.metric)
+        summary.insert(0, ("metric", _e(f"{result.metric} ({words})")))
     body.append('<table class="summary">')
     body += [f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary]
     body.append("</table>")

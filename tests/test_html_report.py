@@ -380,3 +380,12 @@ def test_markdown_with_plots_writes_every_png_it_links(bisected: Bisected, tmp_p
     )
     out = html_report.write_markdown_with_plots(r, tmp_path / "r2.md")
     assert out.read_text(encoding="utf-8").count("](r2-bench-suite-") == 2
+
+
+def test_html_names_the_metric_when_the_caller_gave_it(bisected: Bisected) -> None:
+    import dataclasses
+
+    assert "<td>metric</td>" not in html_report.to_html(bisected.result)
+    counted = dataclasses.replace(bisected.result, metric="instructions")
+    page = html_report.to_html(counted)
+    assert "<td>metric</td><td>instructions (instructions executed" in page
