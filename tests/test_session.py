@@ -720,3 +720,21 @@ def test_a_merge_is_not_blamed_for_its_branch(git_repo_factory):
     (out,) = result.bisected
     assert any(f"merge {merge[:10]} is not worse" in note for note in out.notes)
     assert out.culprit == culprit and out.confirmed
+
+
+@pytest.mark.parametrize(("kind", "found"), [("command", True), ("time", False)])
+def test_a_count_change_below_one_percent_counts_for_a_command_not_an_asv_body(
+    git_repo_factory, kind, found
+):
+    # a 0.5% change of an instruction count: above the 0.1% floor of a whole command's count,
+    # below the 1% floor of an asv benchmark's body alone (which unrelated commits move by
+    # tenths of a percent through the layout of what the import leaves behind)
+    repo = linear_history(git_repo_factory, 8, {4: {BENCH: 1.005}})
+    spec = BenchmarkSpec(BENCH, "instructions", True, 1, kind)
+    runner = FakeRunner(specs=(spec,), noise=0.0)
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
+    (out,) = result.outcomes
+    if found:
+        assert result.exit_code == EXIT_CULPRIT and out.culprit == repo.shas[4]
+    else:
+        assert result.exit_code == EXIT_NOT_REPRODUCED and not out.reproduces
