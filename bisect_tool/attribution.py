@@ -29,11 +29,6 @@ from .waterfall import IMPROVEMENT, REGRESSION, Change, Segment
 if TYPE_CHECKING:
     from .session import BenchmarkOutcome, BisectWorktree, Session
 
-# standard errors of difference, on the runs already taken, before a segment is measured afresh:
-# below it a change is too weakly hinted at to be worth the runs (chosen with the simulator,
-# tools/simulate_attribution.py, against the cost of single-culprit bisects)
-HINT = 1.75
-
 
 def attribute(
     session: Session, judge: Judge, wt: BisectWorktree, outcomes: Sequence[BenchmarkOutcome]
@@ -207,9 +202,10 @@ class Attribution:
     def check(self, low: str, high: str) -> tuple[Segment, Comparison]:
         """Does the benchmark change between low and high?
 
-        When the estimate from every run of the two ends (the bisect's and the confirmation's
-        included) is within the threshold, or less than HINT standard errors from none, no:
-        that is the usual answer next to a single culprit, and it costs nothing. Otherwise
+        When every run of the two ends (the bisect's and the confirmation's included) rules
+        out a material change (`waterfall.material`: the estimate +- 2 standard errors within
+        20%), no: that is the usual answer next to a single culprit, and it costs nothing.
+        Otherwise
         both ends are measured afresh, interleaved, and once each has `min_reference_runs`
         fresh runs the verdict is taken on those alone, as the confirmation's is: runs taken
         minutes apart would show a drift of the machine as a
@@ -221,6 +217,7 @@ class Attribution:
         since = sub.snapshot(low, high)
         policy = wf.segment_policy(sub.policy)
         threshold = sub.threshold(name)
+        bound = wf.material(threshold, sub.log_scale.get(name, True), policy)
         flip = False
         while True:
             fresh_low = sub.logs_from(low, name, start[low])
@@ -231,7 +228,7 @@ class Attribution:
                 # keep the few runs of a segment check powerful
                 d = sub.difference(name, fresh_low, fresh_high, fresh_low, fresh_high, paired=False)
                 spent = sub.spent(low, high, since=since)
-                seg, _ = wf.judge_segment(d, threshold, policy, spent, self.worse_high)
+                seg, _ = wf.judge_segment(d, threshold, policy, spent, self.worse_high, bound)
                 if seg is not Segment.MORE:
                     comp = sub.comparison_of(fresh_low, fresh_high, name, two_sided=True)
                     if seg in (Segment.REGRESSION, Segment.IMPROVEMENT):
@@ -244,7 +241,7 @@ class Attribution:
                 every_low, every_high = sub.logs(low, name), sub.logs(high, name)
                 if every_low and every_high:
                     d = sub.difference(name, every_low, every_high, [], [])
-                    if abs(d.diff) <= threshold or abs(d.diff) < HINT * d.se:
+                    if wf.rules_out(d, bound, policy):
                         return Segment.NONE, sub.comparison(low, high, name, two_sided=True)
             flip = not flip
             for sha in (low, high) if flip else (high, low):

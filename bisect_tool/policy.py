@@ -69,6 +69,13 @@ class Policy:
     # segment 3.2 standard errors from none at 40% noise per run (docs/accuracy.md, "Two
     # changes"); the runs are spent only while the estimate stays beyond the threshold
     segment_runs: int = 48
+    # a segment is "unchanged" only when its interval (estimate +- segment_none_z standard
+    # errors) excludes a change of segment_material (a log ratio; or the threshold times
+    # segment_material_factor on the raw scale), never because a change merely failed to show:
+    # "not significant on 3 runs" missed real 1.5x and 0.7x segments at 25% noise per run
+    segment_material: float = 0.2
+    segment_material_factor: float = 4.0
+    segment_none_z: float = 2.0
     # a commit the per-commit run cap left unclear, when the bisect then ends among it and its
     # neighbours (skips next to the change), is measured again up to this many times the cap
     # (the time per commit still holds): at 1.1x and 25% noise per run a step needs about 200

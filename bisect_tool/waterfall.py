@@ -15,7 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from .policy import Budget, Decision, Difference, Judgement, Policy, Spent, judge_endpoints
+from .policy import (
+    Budget,
+    Decision,
+    Difference,
+    Judgement,
+    Policy,
+    Spent,
+    budget_spent,
+    judge_endpoints,
+)
 
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"
@@ -74,19 +83,38 @@ class Waterfall:
         return self.bad / self.good if self.good else math.nan
 
 
+def material(threshold: float, log_scale: bool, policy: Policy) -> float:
+    """The smallest segment change a check must not call "none": a log ratio of
+    `policy.segment_material` (or the threshold, if larger), or on the raw scale the threshold
+    times `policy.segment_material_factor`."""
+    if log_scale:
+        return max(threshold, policy.segment_material)
+    return threshold * policy.segment_material_factor
+
+
+def rules_out(d: Difference, bound: float, policy: Policy) -> bool:
+    """Does the estimate +- `segment_none_z` standard errors lie within +-bound?"""
+    if d.n < 1 or not math.isfinite(d.se) or not math.isfinite(d.diff):
+        return False
+    return abs(d.diff) + policy.segment_none_z * d.se <= bound
+
+
 def judge_segment(
     d: Difference,
     threshold: float,
     policy: Policy,
     spent: Spent,
     worse_is_higher: bool,
+    bound: float | None = None,
 ) -> tuple[Segment, Judgement]:
     """Has the benchmark changed across this segment (newer - older = `d`)?
 
     The endpoints' test, in both directions: a change must exceed the threshold and be
-    significant at the endpoints' error rate. It never measures to prove "no change": a segment
-    that is not shown to change within the (small) budget in `policy` is NONE, and its estimate
-    goes to the report as part of the residual."""
+    significant at the endpoints' error rate. "No change" (NONE) needs evidence too: the
+    interval must rule out a change of `bound` (`material`). Until one or the other, more runs,
+    up to the (small) budget in `policy`; then a segment whose estimate is still beyond the
+    threshold is UNCLEAR, and one within it NONE (its estimate goes to the residual)."""
+    bound = material(threshold, True, policy) if bound is None else bound
     up = judge_endpoints(d, threshold, policy, spent, worse_is_higher)
     if d.n < policy.min_reference_runs and up.decision is Decision.MORE:
         return Segment.MORE, up
@@ -95,14 +123,11 @@ def judge_segment(
     down = judge_endpoints(d, threshold, policy, spent, not worse_is_higher)
     if down.decision is Decision.REGRESSED:
         return Segment.IMPROVEMENT, down
-    # more runs only while the estimate itself is beyond the threshold: a segment whose best
-    # guess is a change too small to count is not worth the runs that would prove it
-    if abs(d.diff) > threshold:
-        if Decision.MORE in (up.decision, down.decision):
-            return Segment.MORE, up
-        if d.n >= policy.min_reference_runs:
-            return Segment.UNCLEAR, up
-    return Segment.NONE, up
+    if rules_out(d, bound, policy):
+        return Segment.NONE, up
+    if not budget_spent(policy, spent):
+        return Segment.MORE, up
+    return (Segment.UNCLEAR if abs(d.diff) > threshold else Segment.NONE), up
 
 
 def segment_policy(policy: Policy) -> Policy:

@@ -187,16 +187,17 @@ def test_a_commit_left_unclear_next_to_the_change_gets_a_second_chance():
 
 
 def test_a_false_alarm_in_a_segment_check_does_not_send_a_null_segment_to_a_bisect():
-    # a 3x change at 5% noise whose segment good..parent measured 1.14x on its first check
-    # (3 fresh runs a side, a chance low at good): bisecting that segment, where nothing
-    # changes, spent the whole budget at every step (11,744 runs). A change shown only just is
-    # checked a second time first, on fresh runs, and this one is not seen again.
+    # a 3x change at 15% noise whose segment next to the culprit measured 1.18x on its first
+    # fresh check, where nothing changes. Bisecting such a segment spent the whole budget at
+    # every step (a 3x case at 5%: 11,744 runs). A change shown only just is checked a second
+    # time first, on fresh runs, and this one is not seen again. (The 5% case of 2026-11-26
+    # no longer reaches a fresh check: its old runs rule out a 20% change.)
     import zlib
 
-    s = zlib.crc32(b"31 32 merges 3x lognormal 5% 64")
+    s = zlib.crc32(b"scan 86 merges 3.0")
     h = make_history(32, "merges", random.Random(s), (3.0,))
-    out, result = simulate(h, Noise(sigma=0.05), s)
+    out, result = simulate(h, Noise(sigma=0.15), s)
     assert out.right and not out.wrong_confirmed
-    assert out.runs < 100
+    assert out.runs < 150
     (o,) = result.bisected
     assert any("not again on fresh runs" in n for n in o.notes)

@@ -42,6 +42,27 @@ def test_a_suggested_change_is_measured_more_until_the_segment_budget() -> None:
     assert wf.judge_segment(few, THR, policy, Spent(), True)[0] is Segment.MORE
 
 
+def test_none_needs_an_interval_that_rules_out_a_material_change() -> None:
+    """A real 1.5x segment measured on 3 runs a side at 25% noise can read 1.02x: that is not
+    evidence of no change, so the check measures on (issue 9: such segments were called "none"
+    and a change went missing at exit 0)."""
+    policy = wf.segment_policy(Policy())
+    wide = diff([1.0] * 3, [1.02] * 3, sigma=0.25)
+    assert not wf.rules_out(wide, wf.material(THR, True, policy), policy)
+    assert wf.judge_segment(wide, THR, policy, Spent(runs=3), True)[0] is Segment.MORE
+    # the same estimate on many runs: the interval is within 20%, so no change
+    narrow = diff([1.0] * 40, [1.02] * 40, sigma=0.25)
+    assert wf.judge_segment(narrow, THR, policy, Spent(runs=40), True)[0] is Segment.NONE
+    # an estimate beyond the threshold that is neither shown nor ruled out, budget spent
+    spent = Spent(runs=policy.budget.runs_per_commit)
+    assert wf.judge_segment(wide, THR, policy, spent, True)[0] is Segment.NONE
+    beyond = diff([1.0] * 3, [1.15] * 3, sigma=0.25)
+    assert wf.judge_segment(beyond, THR, policy, spent, True)[0] is Segment.UNCLEAR
+    # on the raw scale the bound is the threshold times a factor, not a log ratio
+    assert wf.material(2.0, False, policy) == 2.0 * policy.segment_material_factor
+    assert wf.material(THR, True, policy) == policy.segment_material
+
+
 def test_shares_are_signed_and_the_residual_is_what_is_left() -> None:
     parts, rest = wf.shares(math.log(2.4), [math.log(1.5), math.log(0.8), math.log(2.0)])
     assert sum(parts) + rest == pytest.approx(1.0)
