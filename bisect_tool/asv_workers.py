@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .builds import build_once
 from .errors import EnvironmentProblem, MeasurementFailed
 from .git import Checkouts, GitRepo
 from .locks import file_lock
@@ -149,24 +150,17 @@ class AsvBuilder:
         had it, or nothing is built). A failed build is kept (a marker beside the checkout)
         and raises MeasurementFailed, so the commit is skipped; a build stopped by `cancel`
         raises Cancelled and leaves nothing behind."""
-        path, _ = self.checkouts.tree(sha)
         if not self.recipe.builds:
-            return path, 0.0
+            return self.checkouts.tree(sha)[0], 0.0
         cache = self._environment(cancel)
         if _cached(cache, sha):
-            return path, 0.0
-        marker = path.with_suffix(".built")
-        with file_lock(path.with_suffix(".lock")):
-            if not (path / ".git").exists():  # a stopped build removed it while we waited
-                path, _ = self.checkouts.tree(sha)
-            if marker.exists():
-                failed = marker.read_text()
-                if failed:
-                    raise MeasurementFailed(failed)
-                return path, 0.0
-            if _cached(cache, sha):
-                return path, 0.0
-            return path, self._build(sha, path, cache, marker, cancel)
+            return self.checkouts.tree(sha)[0], 0.0
+        return build_once(
+            self.checkouts,
+            sha,
+            lambda path, marker: self._build(sha, path, cache, marker, cancel),
+            cached=lambda: _cached(cache, sha),
+        )
 
     def _build(
         self, sha: str, path: Path, cache: Path, marker: Path, cancel: threading.Event | None

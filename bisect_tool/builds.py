@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .errors import MeasurementFailed, UsageError
@@ -40,6 +40,31 @@ def split_build(command: str) -> list[str]:
     return argv
 
 
+def build_once(
+    checkouts: Checkouts,
+    sha: str,
+    build: Callable[[Path, Path], float],
+    cached: Callable[[], bool] = lambda: False,
+) -> tuple[Path, float]:
+    """sha's checkout, built at most once by every process sharing the checkouts: under the
+    checkout's lock, a marker file beside it says it was built, or why its build failed (raised
+    again as MeasurementFailed). `build(path, marker)` builds, writes the marker, and returns
+    its seconds; `cached()` says the build is already elsewhere (asv's build cache)."""
+    path, _ = checkouts.tree(sha)
+    marker = path.with_suffix(".built")
+    with file_lock(path.with_suffix(".lock")):
+        if not (path / ".git").exists():  # a stopped build removed it while we waited
+            path, _ = checkouts.tree(sha)
+        if marker.exists():
+            failed = marker.read_text()
+            if failed:
+                raise MeasurementFailed(failed)
+            return path, 0.0
+        if cached():
+            return path, 0.0
+        return path, build(path, marker)
+
+
 class Builder:
     """Checks out and builds commits on demand, each in its own directory. Whether a commit
     was built (or why its build failed) is kept in a file beside its directory, so processes
@@ -54,38 +79,33 @@ class Builder:
         """sha's built directory, and the seconds spent building it now (0 when it was).
         A build stopped by `cancel` raises Cancelled and leaves nothing: no marker, and its
         checkout is removed, so that a later build starts from a clean one."""
-        path, _ = self.checkouts.tree(sha)
         if not self.argv:
-            return path, 0.0
-        marker = path.with_suffix(".built")
-        with file_lock(path.with_suffix(".lock")):
-            if not (path / ".git").exists():  # a stopped build removed it while we waited
-                path, _ = self.checkouts.tree(sha)
-            if marker.exists():
-                failed = marker.read_text()
-                if failed:
-                    raise MeasurementFailed(failed)
-                return path, 0.0
-            start = time.perf_counter()
-            detail = ""
-            try:
-                res = run_process(self.argv, path, self.timeout, cancel=cancel)
-                failed = ""
-                if res.returncode == SKIP_EXIT_CODE:
-                    failed = "build exited 125 (skip this commit)"
-                elif res.returncode != 0:
-                    detail = _tail(res.stderr or res.stdout)
-                    last = detail.splitlines()[-1] if detail else ""
-                    failed = f"build exited {res.returncode}: {last}".rstrip(": ")
-            except MeasurementFailed as exc:  # timed out, or the command is missing
-                failed = f"build {exc}"
-            except Cancelled:
-                self.checkouts.drop(sha)
-                raise
-            marker.write_text(failed)
-            if failed:
-                raise MeasurementFailed(failed, detail)
-            return path, time.perf_counter() - start
+            return self.checkouts.tree(sha)[0], 0.0
+        return build_once(
+            self.checkouts, sha, lambda path, marker: self._build(sha, path, marker, cancel)
+        )
+
+    def _build(self, sha: str, path: Path, marker: Path, cancel: threading.Event | None) -> float:
+        start = time.perf_counter()
+        detail = ""
+        try:
+            res = run_process(self.argv, path, self.timeout, cancel=cancel)
+            failed = ""
+            if res.returncode == SKIP_EXIT_CODE:
+                failed = "build exited 125 (skip this commit)"
+            elif res.returncode != 0:
+                detail = _tail(res.stderr or res.stdout)
+                last = detail.splitlines()[-1] if detail else ""
+                failed = f"build exited {res.returncode}: {last}".rstrip(": ")
+        except MeasurementFailed as exc:  # timed out, or the command is missing
+            failed = f"build {exc}"
+        except Cancelled:
+            self.checkouts.drop(sha)
+            raise
+        marker.write_text(failed)
+        if failed:
+            raise MeasurementFailed(failed, detail)
+        return time.perf_counter() - start
 
 
 class BuildingRunner:
