@@ -59,17 +59,8 @@ def measure_again(
         if whole or name not in rec.verdicts:
             rec.verdicts[name] = verdict
             rec.reasons[name] = reason
-        session.emit(
-            "step",
-            "",
-            k=f"{len(out.steps)}+",
-            bound=log2_bound(len(session.range_commits)),
-            benchmark=name,
-            record=rec,
-            unit=out.spec.unit,
-            verdict=verdict,
-            samples=judge.m.runs(sha, name),
-            good=judge.values(judge.good, name),
+        session.emit_step(
+            judge, out, rec, verdict, f"{len(out.steps)}+", log2_bound(len(session.range_commits))
         )
         if verdict is Verdict.SKIP:
             session.skipped[sha] = reason

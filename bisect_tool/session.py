@@ -404,21 +404,35 @@ class Session:
                 rec.error = err
                 self.skipped[sha] = reason
             out.steps.append(sha)
-            self.emit(
-                "step",
-                "",
-                k=k,
-                bound=bound,
-                benchmark=name,
-                record=rec,
-                unit=out.spec.unit,
-                verdict=verdict,
-                samples=judge.m.runs(sha, name),
-                good=judge.values(judge.good, name),
-            )
+            self.emit_step(judge, out, rec, verdict, k, bound)
             git_word = {Verdict.GOOD: "good", Verdict.BAD: "bad"}.get(verdict, "skip")
             step = wt.mark(git_word, sha)
         self.finish_bisect(wt, out, step)
+
+    def emit_step(
+        self,
+        judge: Judge,
+        out: BenchmarkOutcome,
+        rec: CommitRecord,
+        verdict: Verdict,
+        k: int | str,
+        bound: int,
+    ) -> None:
+        """Tell the listeners a step was judged: its commit, runs and verdict, and the good
+        runs it was held against (k: the step's number; bound: ceil(log2 N) of the range)."""
+        name = out.spec.name
+        self.emit(
+            "step",
+            "",
+            k=k,
+            bound=bound,
+            benchmark=name,
+            record=rec,
+            unit=out.spec.unit,
+            verdict=verdict,
+            samples=judge.m.runs(rec.info.sha, name),
+            good=judge.values(judge.good, name),
+        )
 
     def finish_bisect(self, wt: BisectWorktree, out: BenchmarkOutcome, step: BisectStep) -> None:
         """Keep git's log and its answer (a culprit, or the candidates skips left), reset."""
