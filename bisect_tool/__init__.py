@@ -1,3 +1,3 @@
 """smbisect: find the commit that made a benchmark slower, with real git bisect and statistics."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
