@@ -204,7 +204,8 @@ class Attribution:
 
         When every run of the two ends (the bisect's and the confirmation's included) rules
         out a material change (`waterfall.material`: the estimate +- 2 standard errors within
-        20%), no: that is the usual answer next to a single culprit, and it costs nothing.
+        20%, or a tenth of the whole log change if that is more), no: that is the usual
+        answer next to a single culprit, and it costs nothing.
         Otherwise
         both ends are measured afresh, interleaved, and once each has `min_reference_runs`
         fresh runs the verdict is taken on those alone, as the confirmation's is: runs taken
@@ -217,7 +218,8 @@ class Attribution:
         since = sub.snapshot(low, high)
         policy = wf.segment_policy(sub.policy)
         threshold = sub.threshold(name)
-        bound = wf.material(threshold, sub.log_scale.get(name, True), policy)
+        log_scale = sub.log_scale.get(name, True)
+        bound = wf.material(threshold, log_scale, policy, self._log_total() if log_scale else 0.0)
         flip = False
         while True:
             fresh_low = sub.logs_from(low, name, start[low])

@@ -76,6 +76,10 @@ class Policy:
     segment_material: float = 0.2
     segment_material_factor: float = 4.0
     segment_none_z: float = 2.0
+    # ... or, when larger, this share of the whole log change good -> bad: next to a 237x
+    # regression (pygments, docs/real-projects.md) ruling out 20% at 35% noise per run cost
+    # 60 runs where the bisect took 20, for a change that would be under a tenth of the whole
+    segment_share: float = 0.1
     # a commit the per-commit run cap left unclear, when the bisect then ends among it and its
     # neighbours (skips next to the change), is measured again up to this many times the cap
     # (the time per commit still holds): at 1.1x and 25% noise per run a step needs about 200

@@ -83,12 +83,13 @@ class Waterfall:
         return self.bad / self.good if self.good else math.nan
 
 
-def material(threshold: float, log_scale: bool, policy: Policy) -> float:
+def material(threshold: float, log_scale: bool, policy: Policy, total: float = 0.0) -> float:
     """The smallest segment change a check must not call "none": a log ratio of
-    `policy.segment_material` (or the threshold, if larger), or on the raw scale the threshold
-    times `policy.segment_material_factor`."""
+    `policy.segment_material`, or `policy.segment_share` of the whole log change `total`, or the
+    threshold, whichever is largest; on the raw scale the threshold times
+    `policy.segment_material_factor`."""
     if log_scale:
-        return max(threshold, policy.segment_material)
+        return max(threshold, policy.segment_material, policy.segment_share * abs(total))
     return threshold * policy.segment_material_factor
 
 

@@ -61,6 +61,11 @@ def test_none_needs_an_interval_that_rules_out_a_material_change() -> None:
     # on the raw scale the bound is the threshold times a factor, not a log ratio
     assert wf.material(2.0, False, policy) == 2.0 * policy.segment_material_factor
     assert wf.material(THR, True, policy) == policy.segment_material
+    # next to a 237x change, a tenth of the whole log change: 1.73x
+    huge = math.log(237.0)
+    assert wf.material(THR, True, policy, huge) == pytest.approx(0.1 * huge)
+    assert wf.material(THR, True, policy, -huge) == pytest.approx(0.1 * huge)
+    assert wf.material(THR, True, policy, math.log(3.0)) == policy.segment_material
 
 
 def test_shares_are_signed_and_the_residual_is_what_is_left() -> None:
