@@ -548,6 +548,7 @@ def compare(
     """
     from . import compare as comparing
     from . import compare_culprits as culprit_refs
+    from . import compare_render
 
     choice = take_choice(kw)
 
@@ -589,7 +590,7 @@ def compare(
         if culprits is not None:
             text = culprit_refs.render(result, fmt, culprits)
         else:
-            text = comparing.render(result, fmt)
+            text = compare_render.render(result, fmt)
         if output:
             Path(output).write_text(text + "\n")
             if quiet <= 0:

@@ -19,6 +19,7 @@ from typing import Any
 from tabulate import tabulate
 
 from . import compare as comparing
+from . import compare_render
 from .errors import UsageError
 from .git import GitRepo
 
@@ -212,10 +213,10 @@ def to_json(culprits: Culprits, c: comparing.Comparison) -> list[dict[str, Any]]
 
 
 def render(c: comparing.Comparison, fmt: str, culprits: Culprits) -> str:
-    """compare.render, with the bisect's culprits: a section in the table and Markdown, a
+    """compare_render.render, with the bisect's culprits: a section in the table and Markdown, a
     `culprits` list (and `culprits_source`) added to the JSON."""
     if fmt == "json":
-        data = comparing.to_dict(c)
+        data = compare_render.to_dict(c)
         data["culprits"] = to_json(culprits, c)
         data["culprits_source"] = {
             "file": culprits.source,
@@ -223,7 +224,7 @@ def render(c: comparing.Comparison, fmt: str, culprits: Culprits) -> str:
             "bad": culprits.bad,
         }
         return json.dumps(data, indent=2, allow_nan=False)
-    text = comparing.render(c, fmt).rstrip("\n")
+    text = compare_render.render(c, fmt).rstrip("\n")
     body = rows(c, culprits)
     if fmt == "markdown":
         cells = [[x.replace("|", "\\|") for x in row] for row in body]

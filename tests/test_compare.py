@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bisect_tool import compare as C
+from bisect_tool import compare_render as R
 from bisect_tool.errors import UsageError
 from bisect_tool.git import GitRepo
 from bisect_tool.runners import AsvRunner, AsvSettings, BenchmarkSpec, machine_name
@@ -200,34 +201,34 @@ def test_a_total_needs_a_significant_benchmark_behind_it():
 
 
 def test_bar_chart_proportions():
-    chart = C.bar_chart([("alpha", 30.0), ("b", 15.0), ("c", 5.0)], width=20)
+    chart = R.bar_chart([("alpha", 30.0), ("b", 15.0), ("c", 5.0)], width=20)
     lines = chart.splitlines()
     assert [ln.count("█") for ln in lines] == [20, 10, 3]
     assert [re.search(r"\(\s*([\d.]+)%\)", ln).group(1) for ln in lines] == ["60.0", "30.0", "10.0"]
     assert lines[1].startswith("b:") and lines[0].startswith("alpha:")
     assert len({ln.index("(") for ln in lines}) == 1  # the columns line up
-    assert C.bar_chart([]) == ""
-    assert C.bar_chart([("z", 0.0)]).count("█") == 0
+    assert R.bar_chart([]) == ""
+    assert R.bar_chart([("z", 0.0)]).count("█") == 0
 
 
 def test_top_items_fold_the_rest_into_other():
     items = [(f"b{i}", float(i)) for i in range(1, 11)]
-    top = C.top_items(items, 3)
+    top = R.top_items(items, 3)
     assert top == [("b10", 10.0), ("b9", 9.0), ("b8", 8.0), ("Other (7 benchmarks)", 28.0)]
-    assert C.top_items(items[:4], 3) == C.top_items(items[:4], 4)  # no "Other (1 benchmarks)"
+    assert R.top_items(items[:4], 3) == R.top_items(items[:4], 4)  # no "Other (1 benchmarks)"
 
 
 def test_distributions_use_the_current_revision():
     specs, base, head = suite()
     comp = C.compare_samples(specs, base, head)
-    assert C.runtime_distribution(comp) == [
+    assert R.runtime_distribution(comp) == [
         (TIME.name, pytest.approx(0.040)),
         (GELU.name, pytest.approx(0.005)),
     ]
-    assert C.memory_distribution(comp) == [(ALLOC_A.name, 0.25e9), (ALLOC_B.name, 0.10e9)]
+    assert R.memory_distribution(comp) == [(ALLOC_A.name, 0.25e9), (ALLOC_B.name, 0.10e9)]
     no_alloc = C.compare_samples([TIME, PEAK_A, PEAK_B], base, head)
-    assert C.memory_distribution(no_alloc) == []  # peaks do not add up to a total
-    text = C.render(no_alloc, "table")
+    assert R.memory_distribution(no_alloc) == []  # peaks do not add up to a total
+    text = R.render(no_alloc, "table")
     assert "Runtime distribution" in text and "Memory distribution" not in text
 
 
@@ -247,7 +248,7 @@ def _md_section(text: str, heading: str) -> list[list[str]]:
 def test_markdown_parses_back():
     specs, base, head = suite()
     comp = C.compare_samples(specs, base, head, base_sha="a" * 40, head_sha="b" * 40)
-    text = C.render(comp, "markdown")
+    text = R.render(comp, "markdown")
     assert text.startswith("# smbisect compare: `aaaaaaaaaa` → `bbbbbbbbbb`")
     header, *rows = _md_section(text, "## Benchmarks")
     assert header == ["benchmark", "baseline", "current", "ratio", "change", "p", "n", "verdict"]
@@ -273,7 +274,7 @@ def test_json_parses_back_and_is_finite():
     zero = BenchmarkSpec("z.track_errors_count", "count", True, 1, "track")
     base[zero.name], head[zero.name] = [0.0] * 10, [2.0] * 10
     comp = C.compare_samples([*specs, zero], base, head, errors={"q.time_gone": "boom"})
-    data = json.loads(C.render(comp, "json"))
+    data = json.loads(R.render(comp, "json"))
     assert data["has_regression"] is True and data["factor"] == 1.1
     rows = {r["name"]: r for r in data["benchmarks"]}
     assert rows[TIME.name]["verdict"] == "regression"
@@ -293,13 +294,13 @@ def test_json_parses_back_and_is_finite():
 def test_terminal_table_and_bad_format():
     specs, base, head = suite()
     comp = C.compare_samples(specs, base, head, base_sha="a" * 40, head_sha="b" * 40)
-    text = C.render(comp, "table")
+    text = R.render(comp, "table")
     assert "3 regressed" not in text and "2 regressed, 3 improved, 8 compared" in text
     line = next(ln for ln in text.splitlines() if ln.startswith(TIME.name))
     assert line.split()[-1] == "regression" and "+300.0%" in line
     assert "Runtime distribution (current, bbbbbbbbbb):" in text
     with pytest.raises(UsageError):
-        C.render(comp, "html")
+        R.render(comp, "html")
 
 
 # -- real asv ----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 
 from bisect_tool import compare as C
 from bisect_tool import compare_culprits as CC
+from bisect_tool import compare_render as R
 from bisect_tool.errors import UsageError
 from bisect_tool.runners import BenchmarkSpec
 
@@ -60,7 +61,7 @@ def test_culprits_in_every_format(tmp_path: Path) -> None:
     assert [r.in_range for r in located.refs] == [False, True, False]  # segment: its newer end
     c = comparison()
     table = CC.render(c, "table", located)
-    assert table.startswith(C.render(c, "table").rstrip("\n"))  # the comparison, unchanged
+    assert table.startswith(R.render(c, "table").rstrip("\n"))  # the comparison, unchanged
     section = table.split("Culprits from the bisect")[1]
     lines = section.splitlines()
     work = [ln for ln in lines if ln.startswith(WORK)]
@@ -73,7 +74,7 @@ def test_culprits_in_every_format(tmp_path: Path) -> None:
     assert f"## Culprits from the bisect ({tmp_path / 'r.json'}, bisected" in md
     assert f"| {WORK}" in md and "| +60%" in md
     data = json.loads(CC.render(c, "json", located))
-    plain = C.to_dict(c)
+    plain = R.to_dict(c)
     assert {k: data[k] for k in plain} == plain  # every field of compare's JSON kept
     assert [(e["sha"], e["share"], e["in_range"], e["compared"]) for e in data["culprits"]] == [
         (B, 0.6, False, True),
