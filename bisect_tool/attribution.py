@@ -34,7 +34,13 @@ def attribute(
     session: Session, judge: Judge, wt: BisectWorktree, outcomes: Sequence[BenchmarkOutcome]
 ) -> None:
     for out in outcomes:
-        if out.culprit and out.confirmed:
+        if out.culprit and out.confirmed and not session.opt.attribution:
+            out.notes.append(
+                "the rest of the range was not checked for more changes (--no-attribution): "
+                "the residual below is an estimate, not a finding"
+            )
+            out.waterfall = Attribution(session, judge, wt, out).partial()
+        elif out.culprit and out.confirmed:
             try:
                 Attribution(session, judge, wt, out).run()
             except (UsageError, EnvironmentProblem) as exc:

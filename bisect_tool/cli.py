@@ -185,6 +185,7 @@ def bisect(
     max_runs_per_commit: int = Budget.runs_per_commit,
     max_culprits: int = BisectOptions.max_culprits,
     improvements: bool = False,
+    no_attribution: bool = False,
     parallel: ParallelChoice | None = None,
 ) -> SessionResult:
     """Build the parts from options and run one bisect session; returns the result."""
@@ -205,6 +206,7 @@ def bisect(
         policy=Policy(budget=budget),
         max_culprits=max_culprits,
         improvements=improvements,
+        attribution=not no_attribution,
     )
     store = open_store(repo, cache_dir, no_cache)
     good_sha, bad_sha = resolve_range(repo, good, bad)

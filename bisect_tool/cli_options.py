@@ -201,6 +201,14 @@ def budget_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def attribution_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Every change in the range, not just the first culprit (attribution.py)."""
     func = click.option(
+        "--no-attribution",
+        is_flag=True,
+        help="Stop at the first confirmed culprit: do not check the rest of the range for "
+        "more changes. Cheapest, a bisect plus a confirmation; on a noisy machine the check "
+        "is what costs most beyond them (docs/real-projects.md). The waterfall then shows "
+        "an unchecked residual.",
+    )(func)
+    func = click.option(
         "--improvements",
         is_flag=True,
         help="Bisect speedups inside the range too. Without it a speedup is reported with its "

@@ -70,6 +70,7 @@ class BisectOptions:
     policy: Policy = field(default_factory=Policy)
     max_culprits: int = 3  # per benchmark, the first one included (attribution.py)
     improvements: bool = False  # bisect speedups inside the range too
+    attribution: bool = True  # check the rest of the range for more changes (attribution.py)
 
 
 class BisectRepo(Protocol):

@@ -117,6 +117,24 @@ def test_max_culprits_spent_leaves_the_change_listed_and_exits_4(git_repo_factor
     assert "--max-culprits" in report.terminal_report(result)
 
 
+def test_no_attribution_stops_at_the_first_culprit_and_says_so(git_repo_factory: Any) -> None:
+    repo = linear_history(git_repo_factory, 20, {5: {BENCH: 1.6}, 14: {BENCH: 19.2}})
+    args = (repo.shas[0], repo.shas[-1])
+    full = run_session(repo, FakeRunner(noise=0.02, seed=1), *args)
+    first = run_session(repo, FakeRunner(noise=0.02, seed=1), *args, attribution=False)
+    assert full.exit_code == first.exit_code == EXIT_CULPRIT
+    (out,) = first.bisected
+    assert out.culprit == repo.shas[14] and out.confirmed
+    # one change in the waterfall, the 1.6x left in an unchecked residual, and a note saying so
+    assert [c.sha for c in out.waterfall.changes] == [repo.shas[14]]
+    assert out.waterfall.open_segments == ()
+    assert any("--no-attribution" in n for n in out.notes)
+    assert "--no-attribution" in report.terminal_report(first)
+    (whole,) = full.bisected
+    assert len(whole.waterfall.changes) == 2
+    assert first.account.total_runs < full.account.total_runs
+
+
 def test_three_changes(git_repo_factory: Any) -> None:
     # 1.5x, 2x, 4x. (With 3x last, bad is 9.0 and commits 11..18, at 3.0, sit exactly on the
     # cut between good and bad: each step there ran to the 200-run cap and was skipped, which
@@ -205,6 +223,9 @@ def test_max_culprits_at_the_command_line(tmp_path: Path) -> None:
     assert "not attributed" in res.stdout and "--max-culprits 1 spent" in res.stdout
     bad = cmd_bisect(repo, tmp_path, shas[0], "--max-culprits", "0")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    first = cmd_bisect(repo, tmp_path, shas[0], "--no-attribution")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert shas[14][:10] in first.stdout and "not checked for more changes" in first.stdout
 
 
 def test_a_change_on_a_branch_that_forked_before_the_culprit(git_repo_factory: Any) -> None:
