@@ -339,7 +339,11 @@ def _smbisect_worktrees(repo: Path) -> list[str]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_mid_bisect_cleans_up(tmp_path, sig):
     repo = tmp_path / "proj"
-    shas = make_history(repo, [0.02] * 7 + [0.08] * 6, bench=SLOW_BENCH)
+    # runs of 0.2 and 0.8 s: after step 1, the rest of the bisect and its confirmation take
+    # well over 10 s, so the signal lands mid-bisect even when a loaded machine delays this
+    # test's reading of the output (with 20 and 80 ms runs, the whole bisect once finished
+    # before the signal arrived, at exit 0)
+    shas = make_history(repo, [0.2] * 7 + [0.8] * 6, bench=SLOW_BENCH)
     # the user is in the middle of a bisect of their own; it must survive ours
     git(repo, "bisect", "start", "HEAD", "HEAD~5")
     before = repo_state(repo)
