@@ -211,9 +211,8 @@ class Attribution:
         When every run of the two ends (the bisect's and the confirmation's included) rules
         out a material change (`waterfall.material`: the estimate +- 2 standard errors within
         20%, or a tenth of the whole log change if that is more), no: that is the usual
-        answer next to a single culprit, and it costs nothing.
-        Otherwise
-        both ends are measured afresh, interleaved, and once each has `min_reference_runs`
+        answer next to a single culprit, and it costs nothing. Otherwise both ends are
+        measured afresh, interleaved, and once each has `min_reference_runs`
         fresh runs the verdict is taken on those alone, as the confirmation's is: runs taken
         minutes apart would show a drift of the machine as a
         change. At most `segment_runs` fresh runs per end."""
