@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 from . import waterfall as wf
@@ -93,24 +92,28 @@ class Attribution:
             if seg is Segment.NONE:
                 continue
             kind = REGRESSION if seg is Segment.REGRESSION else IMPROVEMENT
-            if not self._clear(comp) and self.check(low, high)[0] is not seg:
-                # a segment bisect where nothing changed spends the budget at every step: a
-                # change is bisected only when fresh runs of its ends show it a second time
-                out.notes.append(
-                    f"a {kind} between {low[:10]} and {high[:10]} ({comp.ratio:.3g}x) was seen "
-                    "once, and not again on fresh runs of its ends: not counted"
-                )
-                continue
-            found = self._change(kind, low, high, comp)
             regressions = [c.log_ratio for c in changes if c.kind == REGRESSION]
-            if kind == IMPROVEMENT and not (
+            bisect_it = kind == REGRESSION or (
                 opt.improvements
                 or wf.hides_regression(
                     [x if self.worse_high else -x for x in regressions],
                     total if self.worse_high else -total,
                     self.judge.threshold(self.name),
                 )
-            ):
+            )
+            # A change is counted only when fresh runs of its ends show it a second time: a
+            # speedup reported without a bisect has no other confirmation, and a segment bisect
+            # where nothing changed spends the budget at every step. However clear the first
+            # check: a burst of load on one end's runs makes a clear change of nothing.
+            if self.check(low, high)[0] is not seg:
+                out.notes.append(
+                    f"{_article(kind)} {kind} between {low[:10]} and {high[:10]} "
+                    f"({comp.ratio:.3g}x) was seen "
+                    "once, and not again on fresh runs of its ends: not counted"
+                )
+                continue
+            found = self._change(kind, low, high, comp)
+            if not bisect_it:
                 self.emit(
                     f"a speedup between {low[:10]} and {high[:10]} ({comp.ratio:.3g}x), "
                     "reported, not bisected (--improvements bisects it)"
@@ -138,7 +141,8 @@ class Attribution:
                 # no commit confirmed, and fresh runs of the ends no longer show the change:
                 # the first check was a fluke of the machine (a burst of load), not a change
                 out.notes.append(
-                    f"a {kind} between {low[:10]} and {high[:10]} ({comp.ratio:.3g}x) was seen "
+                    f"{_article(kind)} {kind} between {low[:10]} and {high[:10]} "
+                    f"({comp.ratio:.3g}x) was seen "
                     "once, but no commit confirmed and a second check of its ends did not "
                     "show it again: not counted"
                 )
@@ -322,21 +326,6 @@ class Attribution:
         seg_out.confirmed = False
         return seg_out, merge
 
-    def _clear(self, comp: Comparison) -> bool:
-        """Is a segment's change beyond the threshold even at its interval's near end? Then one
-        check is enough; a change shown only just (the usual false alarm) is checked twice."""
-        if not self.judge.log_scale.get(self.name, True):
-            return False
-        if not (comp.ci_low > 0 and math.isfinite(comp.ci_low) and math.isfinite(comp.ci_high)):
-            return False
-        # the 95% interval, widened to the endpoints' error rate (a false alarm is rare by
-        # that rate, so a 95% bound beyond the threshold is no evidence against one)
-        thr = self.judge.threshold(self.name)
-        est = math.log(comp.ratio)
-        se = (math.log(comp.ci_high) - math.log(comp.ci_low)) / (2 * 1.96)
-        q = NormalDist().inv_cdf(1 - self.judge.policy.alpha_endpoints)
-        return est - q * se > thr if est > 0 else est + q * se < -thr
-
     def _side_tips(self, low: str, high: str) -> list[str]:
         """Parents of merges in low..high that do not contain low: tips of branches that
         forked before it. For the first segment (low = good) there are none to exclude: the
@@ -408,3 +397,7 @@ class Attribution:
     def _log_total(self) -> float:
         g, b = self._ends()
         return math.log(b / g) if g > 0 and b > 0 else 0.0
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"

@@ -313,6 +313,9 @@ class Outcome:
     changes: tuple[str, ...] = ()
     all_right: bool = False  # every planted change named and confirmed, nothing else confirmed
     commits: int = 0  # commits measured
+    # changes reported (confirmed, bisected or only seen in a segment) where none was planted:
+    # a speedup reported without a bisect counts here, where wrong_confirmed does not see it
+    false_changes: int = 0
 
 
 def simulate(
@@ -358,6 +361,25 @@ def simulate(
             tuple(sorted(confirmed_changes)),
             result.exit_code == 0 and confirmed_changes == planted,
             len(result.account.runs),
+            false_changes(history, result),
         ),
         result,
     )
+
+
+def false_changes(history: History, result: SessionResult) -> int:
+    """Changes in the waterfalls whose segment holds no planted change (or, for a confirmed
+    commit, that is not one)."""
+    planted = {c for c, f in history.culprits.items() if f != 1.0}
+    count = 0
+    for o in result.bisected:
+        for c in o.waterfall.changes if o.waterfall else ():
+            low, high = int(c.low, 16) - 1, int(c.high, 16) - 1
+            inside = {
+                p for p in planted if history.anc[high] >> p & 1 and not history.anc[low] >> p & 1
+            }
+            if not inside or (
+                c.sha is not None and c.confirmed and int(c.sha, 16) - 1 not in inside
+            ):
+                count += 1
+    return count

@@ -104,14 +104,16 @@ SUBSET = [
 
 @pytest.mark.parametrize(("n", "shape", "factors", "noise", "trials", "right", "runs"), SUBSET)
 def test_policy_subset(n, shape, factors, noise, trials, right, runs):
-    got, wrong, total_runs = 0, 0, 0
+    got, wrong, false, total_runs = 0, 0, 0, 0
     for t in range(trials):
         h = make_history(n, shape, random.Random(1000 + t), factors)
         out, _ = simulate(h, noise, seed=1000 + t)
         got += out.right
         wrong += out.wrong_confirmed
+        false += out.false_changes
         total_runs += out.runs
     assert wrong == 0
+    assert false == 0  # no change reported where none was planted, not even an unbisected one
     assert got >= right
     if runs is not None:
         assert total_runs / trials <= runs
@@ -201,3 +203,18 @@ def test_a_false_alarm_in_a_segment_check_does_not_send_a_null_segment_to_a_bise
     assert out.runs < 150
     (o,) = result.bisected
     assert any("not again on fresh runs" in n for n in o.notes)
+
+
+def test_false_changes_counts_what_was_not_planted():
+    """The count behind the tools' "false change reported" column: run a two-change history,
+    then score its waterfall against a history that planted only one of the changes."""
+    from dataclasses import replace as dc_replace
+
+    from bisect_tool.simulate import false_changes
+
+    h = make_history(32, "linear", random.Random(21), (1.5, 2.0))
+    out, result = simulate(h, Noise(sigma=0.02), seed=21)
+    assert out.all_right and out.false_changes == 0
+    first, second = sorted(h.culprits)
+    only_one = dc_replace(h, culprits={second: h.culprits[second]})
+    assert false_changes(only_one, result) == 1

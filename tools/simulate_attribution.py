@@ -63,6 +63,7 @@ class Row:
     commits: int = 0
     runs: int = 0
     exits: dict[int, int] | None = None
+    false: int = 0
 
 
 def target(h: History) -> int:
@@ -73,7 +74,7 @@ def target(h: History) -> int:
     return math.ceil(math.log2(max(2, n1))) + math.ceil(math.log2(max(2, n2))) + 8
 
 
-def run_one(args: tuple[Scenario, int]) -> tuple[bool, bool, bool, int, int, int]:
+def run_one(args: tuple[Scenario, int]) -> tuple[bool, bool, bool, int, int, int, int]:
     sc, seed = args
     rng = random.Random(seed)
     factors = PAIRS[sc.pair]
@@ -85,7 +86,8 @@ def run_one(args: tuple[Scenario, int]) -> tuple[bool, bool, bool, int, int, int
         out.commits <= target(h),
         out.commits,
         out.runs,
-        (out.exit_code),
+        out.exit_code,
+        out.false_changes,
     )
 
 
@@ -99,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--noises",
         default=DEFAULT_NOISES,
-        help=f"Noise models, comma-separated, of {', '.join(NOISES)} (default {DEFAULT_NOISES}).",
+        help=f"Noise models, comma-separated, of {', '.join(NOISES)} "
+        f"(default {DEFAULT_NOISES})".replace("%", "%%"),
     )
     args = ap.parse_args(argv)
     lengths = (64,) if args.quick else tuple(int(x) for x in args.lengths.split(","))
@@ -116,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with ProcessPoolExecutor(args.jobs) as pool:
             results = list(pool.map(run_one, jobs))
         row = Row(sc, trials, exits={})
-        for both, wrong, ok, commits, runs, code in results:
+        for both, wrong, ok, commits, runs, code, false in results:
+            row.false += false > 0
             row.both += both
             row.wrong += wrong
             row.within_target += ok
@@ -127,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(row)
         print(
             f"{n} {shape} {pair} {noise}: {row.both}/{trials} both, {row.wrong} wrong, "
-            f"{row.within_target}/{trials} within target, {row.commits / trials:.1f} commits, "
+            f"{row.false} false, {row.within_target}/{trials} within target, "
+            f"{row.commits / trials:.1f} commits, "
             f"{row.runs / trials:.0f} runs, exits {row.exits}",
             file=sys.stderr,
             flush=True,
@@ -143,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 r.scenario.noise,
                 f"{r.both}/{r.trials} [{lo:.2f}, {hi:.2f}]",
                 r.wrong,
+                r.false,
                 f"{r.within_target}/{r.trials}",
                 f"{r.commits / r.trials:.1f}",
                 f"{r.runs / r.trials:.0f}",
@@ -159,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "noise",
                 "both named+confirmed [95% CI]",
                 "wrong+confirmed",
+                "false change reported",
                 "commits within target",
                 "mean commits",
                 "mean runs",
@@ -170,7 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = sum(r.trials for r in rows)
     both = sum(r.both for r in rows)
     wrong = sum(r.wrong for r in rows)
-    print(f"\nall: {both}/{total} both named and confirmed; {wrong} wrong and confirmed")
+    false = sum(r.false for r in rows)
+    print(
+        f"\nall: {both}/{total} both named and confirmed; {wrong} wrong and confirmed; "
+        f"{false} reported a change where none was planted"
+    )
     return 0
 
 

@@ -95,11 +95,12 @@ class Row:
     mean_runs: float
     max_runs: int
     mean_minutes: float
+    false_changes: int = 0  # bisects that reported a change where none was planted
 
 
 def run_scenario(args: tuple[Scenario, int, int, Policy]) -> Row:
     sc, trials, seed, policy = args
-    right = wrong = none = 0
+    right = wrong = none = false = 0
     runs: list[int] = []
     secs: list[float] = []
     for t in range(trials):
@@ -109,10 +110,19 @@ def run_scenario(args: tuple[Scenario, int, int, Policy]) -> Row:
         right += out.right
         wrong += out.wrong_confirmed
         none += not out.confirmed
+        false += out.false_changes > 0
         runs.append(out.runs)
         secs.append(out.sim_seconds)
     return Row(
-        sc, trials, right, wrong, none, sum(runs) / trials, max(runs), sum(secs) / trials / 60
+        sc,
+        trials,
+        right,
+        wrong,
+        none,
+        sum(runs) / trials,
+        max(runs),
+        sum(secs) / trials / 60,
+        false,
     )
 
 
@@ -132,6 +142,7 @@ def table(rows: Sequence[Row]) -> str:
                 f"{r.right}/{r.trials} [{lo:.2f}, {hi:.2f}]",
                 f"{r.wrong}/{r.trials}",
                 f"{r.no_answer}/{r.trials}",
+                f"{r.false_changes}/{r.trials}",
                 f"{r.mean_runs:.1f}",
                 r.max_runs,
                 target,
@@ -148,6 +159,7 @@ def table(rows: Sequence[Row]) -> str:
             "right+confirmed [95% CI]",
             "wrong+confirmed",
             "no confirmed culprit",
+            "false change reported",
             "mean runs",
             "max runs",
             "2*ceil(log2 N)+6",
@@ -178,10 +190,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = sum(r.trials for r in rows)
     wrong = sum(r.wrong for r in rows)
     lo, hi = wilson_interval(wrong, total)
+    false = sum(r.false_changes for r in rows)
+    flo, fhi = wilson_interval(false, total)
     text = table(rows)
     summary = (
         f"{total} simulated bisects in {time.time() - started:.0f} s; wrong+confirmed "
         f"{wrong}/{total} = {wrong / total:.4%} (95% CI [{lo:.4%}, {hi:.4%}]); "
+        f"a change reported where none was planted (a speedup reported without a bisect "
+        f"included) {false}/{total} = {false / total:.4%} (95% CI [{flo:.4%}, {fhi:.4%}]); "
         f"policy {policy}"
     )
     print(text)
