@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .builds import BuildQueue
 
 _POLL_SECONDS = 1.0
+_START_TIMEOUT = 120.0  # seconds for local workers to register with the scheduler
 _SOCKET_DIR_MAX = 60  # a Unix socket path is at most 107 bytes; multiprocessing adds ~40
 _INSTALL = "pip install 'smbisect[dask]' (Dask distributed)"
 
@@ -129,7 +130,20 @@ class Pool:
             raise EnvironmentProblem(
                 f"could not start {workers} local Dask workers: {type(exc).__name__}: {exc}"
             ) from None
-        return Pool(Client(cluster), cluster)
+        client = Client(cluster)
+        try:
+            # on a loaded machine a started worker may not have registered with the scheduler
+            # yet, and the pool would measure on fewer workers than asked for
+            client.wait_for_workers(workers, timeout=_START_TIMEOUT)
+        except TimeoutError:
+            have = len(client.scheduler_info(n_workers=-1)["workers"])
+            client.close()
+            cluster.close()
+            raise EnvironmentProblem(
+                f"only {have} of {workers} local Dask workers registered within "
+                f"{_START_TIMEOUT:g} s; the machine may be overloaded"
+            ) from None
+        return Pool(client, cluster)
 
     def _discover(self) -> list[WorkerInfo]:
         info = self.client.scheduler_info(n_workers=-1)["workers"]

@@ -62,7 +62,7 @@ def test_three_workers_find_the_culprit_in_k_ary_rounds(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     assert data["culprits"][0]["sha"] == shas[41]
     assert data["culprits"][0]["confirmed"]
-    assert len(data["workers"]) == 3
+    assert len(data["workers"]) == 3, res.stdout[-3000:] + res.stderr[-3000:]
     # endpoints, ceil(log4 63) = 3 rounds of three commits, the confirmation
     assert data["rounds"] <= 1 + kary.rounds_bound(63, 3) + 1, data["rounds"]
     judged = [s for s in data["steps"] if s["role"] == "step"]

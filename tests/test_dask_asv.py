@@ -54,7 +54,7 @@ def test_an_asv_suite_on_two_workers_with_python_same(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     (culprit,) = data["culprits"]
     assert culprit["sha"] == shas[5] and culprit["confirmed"]
-    assert len(data["workers"]) == 2
+    assert len(data["workers"]) == 2, res.stdout[-3000:] + res.stderr[-3000:]
     # every worker measured good and bad itself; every step names the worker that judged it
     steps = [s for s in data["steps"] if s["sha"] not in (shas[0], shas[-1])]
     assert steps and all(s["worker"].get("bench_tiny.time_work") for s in steps)
