@@ -216,10 +216,11 @@ class Attribution:
         out a material change (`waterfall.material`: the estimate +- 2 standard errors within
         20%, or a tenth of the whole log change if that is more), no: that is the usual
         answer next to a single culprit, and it costs nothing. Otherwise both ends are
-        measured afresh, interleaved, and once each has `min_reference_runs`
-        fresh runs the verdict is taken on those alone, as the confirmation's is: runs taken
-        minutes apart would show a drift of the machine as a
-        change. At most `segment_runs` fresh runs per end."""
+        measured afresh, interleaved. A change is judged on the fresh runs alone once each end
+        has `min_reference_runs` of them, as the confirmation is: runs taken minutes apart
+        would show a drift of the machine as a change. "No material change" may still be
+        shown by every run of the two ends together, the fresh ones added to the old, at each
+        look. At most `segment_runs` fresh runs per end."""
         name, m = self.name, self.judge.m
         sub = self.judge_for(low, high)
         none = Comparison(1.0, math.nan, math.nan, math.nan, 0, 0)
@@ -248,12 +249,13 @@ class Attribution:
                             f"{comp.ratio:.3g}x [{comp.ci_low:.3g}, {comp.ci_high:.3g}]"
                         )
                     return seg, comp
-            else:
-                every_low, every_high = sub.logs(low, name), sub.logs(high, name)
-                if every_low and every_high:
-                    d = sub.difference(name, every_low, every_high, [], [])
-                    if wf.rules_out(d, bound, policy):
-                        return Segment.NONE, sub.comparison(low, high, name, two_sided=True)
+            # while the fresh runs decide nothing, every run of the two ends may still rule a
+            # material change out: the fresh ones add to those already taken
+            every_low, every_high = sub.logs(low, name), sub.logs(high, name)
+            if every_low and every_high:
+                d = sub.difference(name, every_low, every_high, [], [])
+                if wf.rules_out(d, bound, policy):
+                    return Segment.NONE, sub.comparison(low, high, name, two_sided=True)
             flip = not flip
             for sha in (low, high) if flip else (high, low):
                 m.add(sha, [name], 1)
