@@ -218,3 +218,16 @@ def test_false_changes_counts_what_was_not_planted():
     first, second = sorted(h.culprits)
     only_one = dc_replace(h, culprits={second: h.culprits[second]})
     assert false_changes(only_one, result) == 1
+
+
+def test_simulate_false_changes_tool_runs():
+    tool = Path(__file__).resolve().parent.parent / "tools" / "simulate_false_changes.py"
+    args = ["--lengths", "3", "--factors", "10", "--trials", "2", "--jobs", "1", "--seed", "3"]
+    out = subprocess.run(
+        [sys.executable, str(tool), *args], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert "false change reported" in out.stdout
+    assert "10 bisects: 0 wrong and confirmed; a change reported where none was planted in 0" in (
+        out.stdout
+    )
