@@ -40,7 +40,8 @@ from .runners import Batch, BenchmarkSpec, Runner, _digest
 if TYPE_CHECKING:
     from .builds import BuildQueue
 
-_POLL_SECONDS = 1.0
+_POLL_SECONDS = 1.0  # between checks that a busy worker is still alive
+_WAIT_STEP = 0.02  # between looks at a submitted measurement
 _START_TIMEOUT = 120.0  # seconds for local workers to register with the scheduler
 _SOCKET_DIR_MAX = 60  # a Unix socket path is at most 107 bytes; multiprocessing adds ~40
 _INSTALL = "pip install 'smbisect[dask]' (Dask distributed)"
@@ -261,21 +262,26 @@ class RemoteRunner:
             pure=False,
         )
         try:
-            while True:
-                try:
-                    kind, payload = future.result(timeout=_POLL_SECONDS)
-                    break
-                except TimeoutError:
+            # Polled with done(), and the result taken only once it is there: `result(timeout=)`
+            # races in Dask's sync() under load (its wait times out as the loop's wait_for
+            # cancels, and it raised UnboundLocalError in CI, for every run of a commit)
+            checked = time.monotonic()
+            while not future.done():
+                time.sleep(_WAIT_STEP)
+                if time.monotonic() - checked >= _POLL_SECONDS:
                     if not self.pool.alive(self.worker.address):
-                        raise WorkerLost(f"worker {self.worker.label} was lost") from None
-                except (SmbisectError, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # KilledWorker, CommClosedError, a crash in the task
-                    if not self.pool.alive(self.worker.address):
-                        raise WorkerLost(f"worker {self.worker.label} was lost") from None
-                    raise MeasurementFailed(
-                        f"on worker {self.worker.label}: {type(exc).__name__}: {exc}"
-                    ) from None
+                        raise WorkerLost(f"worker {self.worker.label} was lost")
+                    checked = time.monotonic()
+            try:
+                kind, payload = future.result()
+            except (SmbisectError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # KilledWorker, CommClosedError, a crash in the task
+                if not self.pool.alive(self.worker.address):
+                    raise WorkerLost(f"worker {self.worker.label} was lost") from None
+                raise MeasurementFailed(
+                    f"on worker {self.worker.label}: {type(exc).__name__}: {exc}"
+                ) from None
         finally:
             if not future.done():
                 with contextlib.suppress(Exception):

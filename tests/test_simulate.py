@@ -189,20 +189,21 @@ def test_a_commit_left_unclear_next_to_the_change_gets_a_second_chance():
 
 
 def test_a_false_alarm_in_a_segment_check_does_not_send_a_null_segment_to_a_bisect():
-    # a 3x change at 15% noise whose segment next to the culprit measured 1.18x on its first
+    # a 3x change at 15% noise whose segment next to the culprit measured 1.25x on its first
     # fresh check, where nothing changes. Bisecting such a segment spent the whole budget at
-    # every step (a 3x case at 5%: 11,744 runs). A change shown only just is checked a second
-    # time first, on fresh runs, and this one is not seen again. (The 5% case of 2026-11-26
-    # no longer reaches a fresh check: its old runs rule out a 20% change.)
+    # every step (a 3x case at 5%: 11,744 runs). A change a check shows is checked a second
+    # time first, on fresh runs, and this one is not seen again. (The seeds of earlier rules
+    # no longer reach a fresh check: since b338930 all runs of a segment's ends may rule a
+    # 20% change out at each look.)
     import zlib
 
-    s = zlib.crc32(b"scan 86 merges 3.0")
+    s = zlib.crc32(b"scan 58 merges 3.0")
     h = make_history(32, "merges", random.Random(s), (3.0,))
     out, result = simulate(h, Noise(sigma=0.15), s)
-    assert out.right and not out.wrong_confirmed
+    assert out.right and not out.wrong_confirmed and out.false_changes == 0
     assert out.runs < 150
     (o,) = result.bisected
-    assert any("not again on fresh runs" in n for n in o.notes)
+    assert any("regression" in n and "not again on fresh runs" in n for n in o.notes), o.notes
 
 
 def test_false_changes_counts_what_was_not_planted():
