@@ -37,18 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from . import instructions
+from .asv_direct import _DirectAsv, _Spawner
+from .asv_measure import BUILD_MODES, AsvRunner, _last_error_line
 from .asv_results import counted_entry, counted_name, export_run
 from .errors import MeasurementFailed, UsageError
-from .runners import (
-    BUILD_MODES,
-    AsvRunner,
-    Batch,
-    BenchmarkSpec,
-    _DirectAsv,
-    _last_error_line,
-    _Spawner,
-    _tail,
-)
+from .runners import Batch, BenchmarkSpec, _tail
 
 # Run inside the benchmark's Python as `python -c DRIVER BENCHMARK_PY MODE run ...`: asv's own
 # benchmark.py, with the benchmark's function replaced by one that does nothing in MODE

@@ -7,7 +7,7 @@ keeps the run's clone and checkouts (git.Checkouts, shared by the machine's work
 process, an AsvRunner on that clone that measures as the serial one does:
 
 - `--python same` (or a path): nothing is built; the commit's checkout is put on PYTHONPATH and
-  asv's benchmark processes run directly (runners._DirectAsv).
+  asv's benchmark processes run directly (asv_direct._DirectAsv).
 - `--python virtualenv`: every commit is built by asv's machinery for the config's environment
   (its build_command, default a wheel) in a process of its own, outside the machine's benchmark
   lock, into a staging directory, then moved into asv's own build cache (`asv-build-cache/SHA`
@@ -30,20 +30,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .asv_measure import BUILD_MODES, AsvRunner, AsvSettings
 from .builds import build_once
 from .errors import EnvironmentProblem, MeasurementFailed
 from .git import Checkouts, GitRepo
 from .locks import file_lock
-from .runners import (
-    BUILD_MODES,
-    AsvRunner,
-    AsvSettings,
-    Batch,
-    BenchmarkSpec,
-    Cancelled,
-    _tail,
-    run_process,
-)
+from .runners import Batch, BenchmarkSpec, Cancelled, _tail, run_process
 
 CHILD = Path(__file__).with_name("asv_build_child.py")
 STAGING = "smbisect-staging"

@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from . import __version__, asv_instructions, instructions, report, time_hint
+from .asv_measure import AsvRunner, AsvSettings
 from .cli_options import (
     RunnerChoice,
     attribution_options,
@@ -43,7 +44,7 @@ from .git import GitRepo
 from .parallel_cli import ParallelChoice, check_parallel, parallel_options, take_parallel
 from .parallel_cli import runners as parallel_runners
 from .policy import Budget, Policy
-from .runners import AsvRunner, AsvSettings, CommandRunner, Runner
+from .runners import CommandRunner, Runner
 from .session import (
     BisectOptions,
     Event,

@@ -18,16 +18,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import stats
+from .asv_measure import _expand_params, _specs_from_benchmarks_json
 from .errors import MeasurementFailed, UsageError
 from .git import GitRepo
 from .report import fmt_value
-from .runners import (
-    BenchmarkSpec,
-    Runner,
-    _expand_params,
-    _specs_from_benchmarks_json,
-    machine_name,
-)
+from .runners import BenchmarkSpec, Runner, machine_name
 from .session import select_benchmarks
 
 DEFAULT_FACTOR = 1.1  # asv continuous' default

@@ -16,10 +16,11 @@ from typing import Any
 import click
 
 from . import kary
+from .asv_measure import BUILD_MODES, AsvRunner
 from .builds import Builder, BuildingRunner, split_build
 from .errors import UsageError
 from .git import Checkouts, GitRepo
-from .runners import BUILD_MODES, AsvRunner, CommandRunner, Runner
+from .runners import CommandRunner, Runner
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from conftest import GitRepoBuilder
 from test_asv_bisect import ASV_CONF  # the tiny asv project config
 
 from bisect_tool.asv_instructions import AsvCountingRunner, labels_of
+from bisect_tool.asv_measure import AsvRunner, AsvSettings
 from bisect_tool.asv_results import counted_entry, export_run
 from bisect_tool.git import GitRepo
-from bisect_tool.runners import AsvRunner, AsvSettings
 
 Factory = Callable[..., GitRepoBuilder]
 

@@ -26,9 +26,9 @@ from bisect_tool.asv_config import (
     find_config,
     import_roots,
 )
+from bisect_tool.asv_measure import AsvRunner, AsvSettings
 from bisect_tool.errors import EnvironmentProblem, UsageError
 from bisect_tool.git import GitRepo
-from bisect_tool.runners import AsvRunner, AsvSettings
 
 # Under pytest-xdist (pyproject's addopts) the tests that run asv share one worker, one at a
 # time: they share asv's machine file in $HOME, and keep each other's timings out of theirs.

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_asv_bisect import ASV_CONF  # the same tiny asv project config
 
-import bisect_tool.runners as runners_mod
+import bisect_tool.asv_measure as asv_measure_mod
+from bisect_tool.asv_measure import AsvRunner, AsvSettings
 from bisect_tool.git import GitRepo
-from bisect_tool.runners import AsvRunner, AsvSettings
 
 # Under pytest-xdist (pyproject's addopts) the tests that run asv share one worker, one at a
 # time: they share asv's machine file in $HOME, and keep each other's timings out of theirs.
@@ -103,7 +103,7 @@ def counting(runner: AsvRunner) -> list[list[str]]:
 def stored_samples(results_dir: Path, commit: str) -> dict[str, int]:
     from asv.results import iter_results_for_machine_and_hash
 
-    from bisect_tool.runners import _expand_params
+    from bisect_tool.asv_measure import _expand_params
 
     out: dict[str, int] = {}
     machines = [p.name for p in results_dir.iterdir() if p.is_dir()]
@@ -195,7 +195,7 @@ def test_falls_back_to_asv_run_when_the_direct_runner_is_unavailable(
     def unavailable(_runner):
         raise ImportError("no asv.runner here")
 
-    monkeypatch.setattr(runners_mod, "_DirectAsv", unavailable)
+    monkeypatch.setattr(asv_measure_mod, "_DirectAsv", unavailable)
     repo = tiny_project(git_repo_factory, [1000])
     notes: list[str] = []
     settings = AsvSettings(suite_rev=repo.shas[0], repeat=2, export_results=None)

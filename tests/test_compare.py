@@ -14,9 +14,10 @@ import pytest
 
 from bisect_tool import compare as C
 from bisect_tool import compare_render as R
+from bisect_tool.asv_measure import AsvRunner, AsvSettings
 from bisect_tool.errors import UsageError
 from bisect_tool.git import GitRepo
-from bisect_tool.runners import AsvRunner, AsvSettings, BenchmarkSpec, machine_name
+from bisect_tool.runners import BenchmarkSpec, machine_name
 
 BASE = [1.00, 1.01, 0.99, 1.02, 0.98, 1.00, 1.01, 0.99, 1.03, 0.97]  # median 1.0, +-3%
 
