@@ -4,6 +4,9 @@ processes per run (issue 8), with samples and asv results files as `asv run` giv
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -206,3 +209,35 @@ def test_falls_back_to_asv_run_when_the_direct_runner_is_unavailable(
     assert any("asv run" in n and "no asv.runner here" in n for n in notes)
     assert [c[0] for c in calls] == ["run", "run"]  # the discovery, then one `asv run`
     assert runner.discoveries == 1
+
+
+def test_no_module_of_ours_shadows_an_installed_package_for_the_build_child():
+    """asv_build_child.py runs as a script, so bisect_tool/ comes first on its sys.path: a
+    module there named like a package asv imports (asv_runner, say) would be imported in its
+    place and break every --python virtualenv build on a Dask worker."""
+    import importlib.util
+
+    import bisect_tool
+
+    ours = Path(bisect_tool.__file__).parent
+    # what the child imports (asv's config, environment and repo machinery), without our
+    # directory on the path; then which of those top-level names are also modules of ours
+    script = (
+        "import sys\n"
+        f"ours = {str(ours)!r}\n"
+        "sys.path = [p for p in sys.path if p not in ('', ours) and not p.startswith(ours)]\n"
+        "import asv.config, asv.environment, asv.repo, asv.plugin_manager\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:]))))\n"
+    )
+    names = sorted(p.stem for p in ours.glob("*.py") if not p.stem.startswith("__"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    res = subprocess.run(
+        [sys.executable, "-c", script, *names],
+        capture_output=True,
+        text=True,
+        cwd=ours.parent.parent,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    assert importlib.util.find_spec("asv_runner") is not None  # the name that bit once
+    assert res.stdout.split() == [], f"modules of bisect_tool shadow packages: {res.stdout}"
