@@ -31,6 +31,29 @@ class Noise:
     per_commit: dict[str, float] = field(default_factory=dict)  # sha -> CV of its runs
 
 
+HIGH_NOISE = 0.5  # noise per run (log scale) above which a bisect is told what usually helps
+
+
+def noise_warning(name: str, sigma: float, load: Sequence[float]) -> str | None:
+    """What to tell a user whose endpoints vary by more than HIGH_NOISE per run, or None.
+
+    The usual cause on a busy machine is a threaded library: a BLAS or OpenMP worker thread
+    that loses its core makes every other thread wait. A numpy benchmark on this project's
+    2-core VM, with one other busy process, went from 20% to 44% per run with OpenBLAS's
+    default threads and stayed at 20% with one thread; under the accuracy tool's bursty load
+    its runs spanned 400x (docs/accuracy.md, "numpy")."""
+    if not math.isfinite(sigma) or sigma <= HIGH_NOISE:
+        return None
+    busy = f" (load average {max(load):.1f})" if load else ""
+    return (
+        f"{name}: runs vary by about {sigma:.0%} per run at the endpoints{busy}, so each "
+        "verdict will take many runs. If the benchmark runs threads (numpy/BLAS, OpenMP) on a "
+        "busy machine, run smbisect with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "
+        "MKL_NUM_THREADS=1 in its environment (benchmark processes inherit it); otherwise "
+        "stop other work, use --metric cputime or instructions, or bound it with --max-time"
+    )
+
+
 class Judge:
     """Answers the bisect's questions for each benchmark, measuring as much as they need."""
 

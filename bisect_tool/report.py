@@ -96,7 +96,9 @@ def noise_advice(result: SessionResult, o: BenchmarkOutcome) -> list[str]:
         lines.append(f"  load average while measuring: {min(load):.2f} to {max(load):.2f}")
     lines.append(
         "  to decide it: give it more time (--max-time-per-commit), stop other work on the "
-        "machine, or for a CPU-bound --cmd use --metric cputime"
+        "machine, or for a CPU-bound --cmd use --metric cputime; a benchmark that runs "
+        "threads (numpy/BLAS, OpenMP) varies far less on a busy machine with "
+        "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 set for smbisect"
     )
     return lines
 

@@ -26,7 +26,7 @@ from .errors import (
     UsageError,
 )
 from .git import BisectStep, CommitInfo
-from .judge import Judge, Noise
+from .judge import Judge, Noise, noise_warning
 from .measure import Account, Event, Measurer, collect
 from .parallel import NoCheckout
 from .policy import Decision, Judgement, Policy
@@ -216,6 +216,7 @@ class Session:
         self.range_commits = repo.commits_between(self.good, self.bad)
         self.commits: dict[str, CommitRecord] = {}
         self.skipped: dict[str, str] = {}
+        self.advice: list[str] = []  # what to try, found while measuring (for the report)
 
     def emit(self, kind: str, message: str, **data: object) -> None:
         self.on_event(Event(kind, message, dict(data)))
@@ -258,6 +259,7 @@ class Session:
                 outcomes = self._endpoints(judge, specs, named)
             regressed = [o for o in outcomes if o.reproduces]
             self.emit("references", "endpoints measured", outcomes=outcomes)
+            self._warn_if_noisy(judge, outcomes)
             names = [r.spec.name for r in regressed]
             for o in regressed:
                 if lanes:
@@ -288,9 +290,19 @@ class Session:
             self.skipped,
             self.clock() - started,
             account,
+            advice=list(self.advice),
             rounds=self.rounds,
             workers=workers,
         )
+
+    def _warn_if_noisy(self, judge: Judge, outcomes: Sequence[BenchmarkOutcome]) -> None:
+        for o in outcomes:
+            if o.status == "failed":
+                continue
+            note = noise_warning(o.spec.name, judge.scale(o.spec.name).sigma, judge.m.account.load)
+            if note:
+                self.advice.append(note)
+                self.emit("noisy", note)
 
     def _judge(self, m: Measurer) -> Judge:
         return Judge(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
 from test_cli import cmd_bisect, make_history
+
+from bisect_tool.judge import noise_warning
 
 # 60% noise per run, drawn from a fixed sequence (the n-th run of the session draws with seed
 # n): with true randomness about 1 bisect in 250 met a sequence that shows the real 1.1x at the
@@ -57,6 +60,17 @@ def test_too_noisy_to_tell_exits_5_with_the_noise_and_advice(tmp_path):
     assert ep["status"] == "inconclusive" and not ep["regressed"]
     assert ep["noise"]["per_run"] > 0.3
     assert data["culprits"] == []
+    # told early (after the endpoints) and in the result what usually cuts such noise
+    assert "runs vary by about" in res.stderr and "OMP_NUM_THREADS=1" in res.stderr
+    assert any("OPENBLAS_NUM_THREADS=1" in a for a in data["advice"])
+
+
+def test_only_high_noise_gets_the_threads_advice():
+    assert noise_warning("b", 0.2, [3.0]) is None
+    assert noise_warning("b", math.nan, []) is None
+    note = noise_warning("b", 0.9, [1.0, 4.5])
+    assert note is not None and "90%" in note and "load average 4.5" in note
+    assert "OMP_NUM_THREADS=1" in note
 
 
 def test_cputime_metric_finds_a_cpu_bound_regression(tmp_path):
