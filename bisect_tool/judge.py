@@ -32,6 +32,7 @@ class Noise:
 
 
 HIGH_NOISE = 0.5  # noise per run (log scale) above which a bisect is told what usually helps
+NOISE_WARNING_RUNS = 6  # runs per endpoint before that is said while the endpoints are measured
 
 
 def noise_warning(name: str, sigma: float, load: Sequence[float]) -> str | None:
@@ -79,6 +80,18 @@ class Judge:
         self.body_counts: set[str] = set()  # counted asv benchmarks: the body's count alone
         self.notes: dict[str, list[str]] = {}  # what happened while measuring, per benchmark
         self.blocks: dict[tuple[str, str], list[float]] = {}  # (sha, name) -> u of each block
+        self.noise_notes: dict[str, str] = {}  # benchmark -> the warning it was given
+
+    def warn_if_noisy(self, name: str, min_runs: int = 2) -> None:
+        """Tell the user once, while measuring, when a benchmark's endpoints are very noisy."""
+        if name in self.noise_notes:
+            return
+        if min(len(self.m.runs(self.good, name)), len(self.m.runs(self.bad, name))) < min_runs:
+            return
+        note = noise_warning(name, self.scale(name).sigma, self.m.account.load)
+        if note:
+            self.noise_notes[name] = note
+            self.on_event(Event("noisy", note, {"benchmark": name}))
 
     # -- numbers for the policy ----------------------------------------------------------------
 
@@ -203,6 +216,8 @@ class Judge:
                     self.worse_high[n] = spec.worse_is_higher
                 else:
                     self.worse_high[n] = j.estimate >= 0
+            for n in todo:
+                self.warn_if_noisy(n, NOISE_WARNING_RUNS)
             if todo and more:
                 self.on_event(
                     Event(

@@ -258,6 +258,13 @@ def next_increment(runs: int) -> int:
     return 1 if runs < 4 else max(1, runs // 2)
 
 
+def within_cap(runs: int, policy: Policy, spent: Spent) -> int:
+    """An increment that does not take the commit past the per-commit cap on runs (at least
+    one run: the caller asks only while the budget is not spent). Growing by half without
+    it took a cap of 30 to 42 runs, and the default 500 to 711."""
+    return max(1, min(runs, policy.budget.runs_per_commit - spent.runs))
+
+
 # -- the three questions -----------------------------------------------------------------------
 
 
@@ -338,7 +345,7 @@ def judge_endpoints(
         Decision.MORE,
         f"endpoints not decided yet ({_pct(diff)}, noise {_pct(d.sigma)} per {kind})",
         z,
-        more_runs=next_increment(d.n),
+        more_runs=within_cap(next_increment(d.n), policy, spent),
         **est,
     )
 
@@ -395,7 +402,11 @@ def judge_step(
         return Judgement(Decision.UNCLEAR, f"still unclear after {why}: {reason}", z)
     refresh = noisy and min(len(good), len(bad)) < 2 * (nx + next_increment(nx))
     return Judgement(
-        Decision.MORE, reason, z, more_runs=next_increment(nx), refresh_references=refresh
+        Decision.MORE,
+        reason,
+        z,
+        more_runs=within_cap(next_increment(nx), policy, spent),
+        refresh_references=refresh,
     )
 
 

@@ -26,7 +26,7 @@ from .errors import (
     UsageError,
 )
 from .git import BisectStep, CommitInfo
-from .judge import Judge, Noise, noise_warning
+from .judge import Judge, Noise
 from .measure import Account, Event, Measurer, collect
 from .parallel import NoCheckout
 from .policy import Decision, Judgement, Policy
@@ -297,12 +297,9 @@ class Session:
 
     def _warn_if_noisy(self, judge: Judge, outcomes: Sequence[BenchmarkOutcome]) -> None:
         for o in outcomes:
-            if o.status == "failed":
-                continue
-            note = noise_warning(o.spec.name, judge.scale(o.spec.name).sigma, judge.m.account.load)
-            if note:
-                self.advice.append(note)
-                self.emit("noisy", note)
+            if o.status != "failed":
+                judge.warn_if_noisy(o.spec.name)
+        self.advice.extend(judge.noise_notes.values())
 
     def _judge(self, m: Measurer) -> Judge:
         return Judge(
