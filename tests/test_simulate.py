@@ -233,3 +233,24 @@ def test_simulate_false_changes_tool_runs():
     assert "10 bisects: 0 wrong and confirmed; a change reported where none was planted in 0" in (
         out.stdout
     )
+
+
+def test_the_waterfall_takes_a_culprits_ratio_from_all_its_runs_not_the_stopped_confirmation():
+    # the confirmation stops as soon as it decides, so its ratio leans outward (2x at 25% noise
+    # per run: a mean log ratio of 0.75 against the true 0.69); the waterfall's ratio uses every
+    # run of the culprit and its parent and leans far less
+    import math
+
+    truth = math.log(2.0)
+    conf, wf = [], []
+    for s in range(40):
+        h = make_history(16, "linear", random.Random(s), (2.0,))
+        out, result = simulate(h, Noise(sigma=0.25), seed=s)
+        assert out.right
+        (o,) = result.bisected
+        conf.append(math.log(o.confirmation.ratio))
+        wf.append(math.log(o.waterfall.changes[0].ratio))
+    bias_conf = sum(conf) / len(conf) - truth
+    bias_wf = sum(wf) / len(wf) - truth
+    assert bias_conf > 0.03  # the stopped confirmation's lean, which this is about
+    assert abs(bias_wf) < 0.5 * bias_conf
