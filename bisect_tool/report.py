@@ -132,8 +132,19 @@ def runs_lines(result: SessionResult) -> list[str]:
         f"Runs: {acc.total_runs} benchmark runs ({where}) at {len(acc.runs)} commits, "
         f"{per[len(per) // 2]} per commit (median), {acc.total_seconds:.1f} s measuring; "
         f"a plain git bisect run with a hand-picked threshold needs {result.plain_bisect_runs} "
-        f"(ceil(log2 N) + 1).{load}{machines}"
+        f"(ceil(log2 N) + 1).{_answer(result)}{load}{machines}"
     ]
+
+
+def _answer(result: SessionResult) -> str:
+    """When the culprit was known, if the check of the rest of the range cost more runs."""
+    if not result.answer or result.answer[0] >= result.account.total_runs:
+        return ""
+    runs, seconds = result.answer
+    return (
+        f" The culprit was confirmed after {runs} runs ({seconds:.1f} s into the run); the "
+        "rest checked the range for other changes (--no-attribution skips that)."
+    )
 
 
 def _workers(result: SessionResult) -> list[str]:
@@ -376,6 +387,9 @@ def to_json(result: SessionResult) -> dict[str, Any]:
             "plain_bisect": result.plain_bisect_runs,
             "seconds": round(result.account.total_seconds, 3),
             "seconds_per_commit": {k: round(v, 3) for k, v in result.account.seconds.items()},
+            # when the first culprits were confirmed, before attribution checked the rest
+            "to_culprit": result.answer[0] if result.answer else None,
+            "seconds_to_culprit": round(result.answer[1], 3) if result.answer else None,
         },
         "load_average": (
             {

@@ -151,6 +151,8 @@ class SessionResult:
     metric: str | None = None  # --metric, when the caller says (cli.py); units are per benchmark
     rounds: int = 0  # measurement rounds: endpoints, steps (or k-ary rounds), confirmations
     workers: dict[str, dict[str, int]] = field(default_factory=dict)  # sha -> worker -> runs
+    # runs and seconds when the first culprits were confirmed, before attribution (None: none)
+    answer: tuple[int, float] | None = None
 
     @property
     def bisected(self) -> list[BenchmarkOutcome]:
@@ -217,6 +219,8 @@ class Session:
         self.commits: dict[str, CommitRecord] = {}
         self.skipped: dict[str, str] = {}
         self.advice: list[str] = []  # what to try, found while measuring (for the report)
+        self.started = 0.0
+        self.answer: tuple[int, float] | None = None  # runs and seconds to the first culprits
 
     def emit(self, kind: str, message: str, **data: object) -> None:
         self.on_event(Event(kind, message, dict(data)))
@@ -229,7 +233,7 @@ class Session:
     # -- the whole run -----------------------------------------------------------------------
 
     def run(self) -> SessionResult:
-        started = self.clock()
+        started = self.started = self.clock()
         specs = select_benchmarks(self.runner.list_benchmarks(), self.opt.bench_patterns)
         named = bool(self.opt.bench_patterns) or len(specs) == 1
         self.emit(
@@ -270,6 +274,7 @@ class Session:
             def finish(judge: Judge) -> None:
                 self.confirm_all(judge, regressed)
                 self.retry_unconfirmed(judge, wt, regressed)
+                self._note_answer(judge, regressed)
                 attribute(self, judge, wt, regressed)
 
             if lanes:  # on one worker, against its references; another if it is lost
@@ -291,9 +296,17 @@ class Session:
             self.clock() - started,
             account,
             advice=list(self.advice),
+            answer=self.answer,
             rounds=self.rounds,
             workers=workers,
         )
+
+    def _note_answer(self, judge: Judge, regressed: Sequence[BenchmarkOutcome]) -> None:
+        """Runs and seconds until every regressed benchmark's first culprit was decided, before
+        attribution looks at the rest of the range: when a user has the answer."""
+        if any(o.confirmed for o in regressed):
+            acc = judge.m.account.overall or judge.m.account
+            self.answer = (acc.total_runs, self.clock() - self.started)
 
     def _warn_if_noisy(self, judge: Judge, outcomes: Sequence[BenchmarkOutcome]) -> None:
         for o in outcomes:

@@ -47,6 +47,11 @@ def test_two_regressions_are_both_named_with_their_shares(git_repo_factory: Any)
     assert data["culprits"][0]["benchmark"] == BENCH  # the fields users script against stay
     text = report.terminal_report(result)
     assert "Waterfall" in text and repo.shas[5][:10] in text and "residual" in text
+    # the first culprit was known before the second bisect; the report says when
+    runs_then = result.answer[0]
+    assert 0 < runs_then < result.account.total_runs
+    assert data["runs"]["to_culprit"] == runs_then and data["runs"]["seconds_to_culprit"] >= 0
+    assert f"The culprit was confirmed after {runs_then} runs" in text
 
 
 def test_a_single_culprit_costs_no_extra_bisect(git_repo_factory: Any) -> None:

@@ -41,6 +41,7 @@ def test_an_obvious_regression_costs_about_a_plain_bisect(tmp_path):
     runs = data["runs"]
     assert runs["plain_bisect"] == data["log2_bound"] + 1
     assert sum(runs["per_commit"].values()) == runs["total"]
+    assert runs["to_culprit"] == runs["total"]  # one culprit: its check of the rest costs nothing
     # 3 runs per endpoint, one per step, two each for the culprit and its parent
     assert runs["total"] <= 2 * data["log2_bound"] + 6
     assert "benchmark runs" in res.stdout and "plain git bisect run" in res.stdout
