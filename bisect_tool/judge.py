@@ -33,6 +33,7 @@ class Noise:
 
 HIGH_NOISE = 0.5  # noise per run (log scale) above which a bisect is told what usually helps
 NOISE_WARNING_RUNS = 6  # runs per endpoint before that is said while the endpoints are measured
+THREADS = "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"  # one thread per library
 
 
 def noise_warning(name: str, sigma: float, load: Sequence[float]) -> str | None:
@@ -49,8 +50,8 @@ def noise_warning(name: str, sigma: float, load: Sequence[float]) -> str | None:
     return (
         f"{name}: runs vary by about {sigma:.0%} per run at the endpoints{busy}, so each "
         "verdict will take many runs. If the benchmark runs threads (numpy/BLAS, OpenMP) on a "
-        "busy machine, run smbisect with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "
-        "MKL_NUM_THREADS=1 in its environment (benchmark processes inherit it); otherwise "
+        f"busy machine, run smbisect with {THREADS} in its environment (benchmark processes "
+        "inherit it); otherwise "
         "stop other work, use --metric cputime or instructions, or bound it with --max-time"
     )
 

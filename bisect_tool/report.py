@@ -13,6 +13,7 @@ from tabulate import tabulate
 from . import stats, waterfall_report
 from .formatting import fmt_value
 from .git import clean_text
+from .judge import THREADS
 from .session import BenchmarkOutcome, CheckResult, Event, SessionResult
 from .stats import Verdict
 
@@ -97,8 +98,8 @@ def noise_advice(result: SessionResult, o: BenchmarkOutcome) -> list[str]:
     lines.append(
         "  to decide it: give it more time (--max-time-per-commit), stop other work on the "
         "machine, or for a CPU-bound --cmd use --metric cputime; a benchmark that runs "
-        "threads (numpy/BLAS, OpenMP) varies far less on a busy machine with "
-        "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 set for smbisect"
+        f"threads (numpy/BLAS, OpenMP) varies far less on a busy machine with {THREADS} set "
+        "for smbisect"
     )
     return lines
 

@@ -63,7 +63,7 @@ def test_too_noisy_to_tell_exits_5_with_the_noise_and_advice(tmp_path):
     assert data["culprits"] == []
     # the cap holds exactly (increments that grow by half once took it from 8 to 9, 30 to 42)
     assert max(data["runs"]["per_commit"].values()) == 8
-    # told early (after the endpoints) and in the result what usually cuts such noise
+    # told while the endpoints are measured, and in the result, what usually cuts such noise
     assert "runs vary by about" in res.stderr and "OMP_NUM_THREADS=1" in res.stderr
     assert any("OPENBLAS_NUM_THREADS=1" in a for a in data["advice"])
 
