@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import threads
 from .asv_config import (
     build_reason_at,
     check_environment_type,
@@ -40,6 +41,7 @@ from .runners import (
     _tail,
     machine_name,
     run_process,
+    with_one_thread,
 )
 
 _RATE_UNIT = re.compile(r"(/\s*|\bper\s+)s(ec(ond)?)?\s*$", re.I)
@@ -154,6 +156,7 @@ class AsvRunner:
             self.conf,
             _tree_digest(self.suite_dir),
         )
+        self.extra_env: dict[str, str] = {}  # on top of os.environ (--threads)
         self._specs: list[BenchmarkSpec] | None = None
         # --python same / a path: runs go straight to asv's benchmark process (see _DirectAsv),
         # with the suite discovered once; None until first used, False after a fallback
@@ -268,10 +271,18 @@ class AsvRunner:
                 )
         return name
 
+    def one_thread(self, force: bool = False) -> bool:
+        """asv's benchmark processes inherit the environment asv is started with (asv's
+        Environment.run_executable), and _DirectAsv spawns them with _run_env's."""
+        if self.extra_env or (threads.set_by_user(os.environ) and not force):
+            return False
+        self.settings_key, self.extra_env = with_one_thread(self.settings_key, self.extra_env)
+        return True
+
     def _run_env(self, worktree: Path | None) -> dict[str, str]:
         """The commit's code first on the import path (--python same / PATH); in the build
         modes asv's environment holds the built commit and nothing may shadow it."""
-        env = dict(os.environ)
+        env = {**os.environ, **self.extra_env}
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in anyone's tree
         env.pop("ASV_PYTHONPATH", None)
         if worktree is None or self.builds:

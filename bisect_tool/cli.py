@@ -30,6 +30,7 @@ from .cli_options import (
     check_thresholds,
     runner_options,
     take_choice,
+    threads_option,
     threshold_options,
 )
 from .errors import (
@@ -188,11 +189,17 @@ def bisect(
     improvements: bool = False,
     no_attribution: bool = False,
     parallel: ParallelChoice | None = None,
+    threads: str = BisectOptions.threads,
 ) -> SessionResult:
     """Build the parts from options and run one bisect session; returns the result."""
     parallel = parallel or ParallelChoice()
     check_thresholds(threshold, threshold_ms, choice.metric)
     check_parallel(parallel, choice.cmd, choice.python)
+    if threads == "one" and parallel.distributed:
+        raise UsageError(
+            "--threads one does not reach Dask workers: set OMP_NUM_THREADS=1 "
+            "OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 in the workers' environment"
+        )
     check_outputs(json_path, report_path, html_path)
     repo = choice.open_repo(repo_path)
     resolve_range(repo, good, bad)  # fail fast, before an asv suite is discovered
@@ -208,6 +215,7 @@ def bisect(
         max_culprits=max_culprits,
         improvements=improvements,
         attribution=not no_attribution,
+        threads=threads,
     )
     store = open_store(repo, cache_dir, no_cache)
     good_sha, bad_sha = resolve_range(repo, good, bad)
@@ -292,6 +300,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @threshold_options
 @budget_options
 @attribution_options
+@threads_option
 @parallel_options
 @click.option("--json", "json_path", metavar="PATH", help="Write the full result as JSON.")
 @click.option(

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from . import threads
 from .errors import UsageError
 from .git import GitRepo
 from .policy import Budget
@@ -195,6 +196,23 @@ def budget_options(func: Callable[..., Any]) -> Callable[..., Any]:
         metavar="SECONDS",
         help="Budget for measuring one commit. smbisect measures one run at a time and stops "
         "as soon as the evidence decides; a commit still unclear after this is skipped.",
+    )(func)
+
+
+def threads_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """One thread per numerical library in the benchmark processes (threads.py)."""
+    return click.option(
+        "--threads",
+        type=click.Choice(threads.MODES),
+        default=threads.AUTO,
+        show_default=True,
+        help="Threads of numerical libraries (BLAS, OpenMP, MKL, numexpr) in the benchmark "
+        "processes. auto: the libraries' defaults, until the endpoints vary by more than 50% "
+        f"per run; then {threads.SHOWN} (and the other libraries' variables) and the "
+        "endpoints measured again, as a threaded call on a busy machine waits for its "
+        "slowest thread. keep: never change them (a regression in how the code uses threads). "
+        "one: one thread from the first run. A variable set in smbisect's environment is "
+        "left alone by auto.",
     )(func)
 
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from . import threads
 from .errors import EnvironmentProblem, MeasurementFailed
 
 METRICS = ("instructions", "cycles")
@@ -52,14 +53,7 @@ INSTALL_HINT = "apt-get install valgrind"
 COUNTING_ENV: dict[str, str] = {
     "PYTHONHASHSEED": "0",
     "PYTHONDONTWRITEBYTECODE": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "GOTO_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "BLIS_NUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1",
-    "VECLIB_MAXIMUM_THREADS": "1",
-    "RAYON_NUM_THREADS": "1",
+    **threads.one_thread(),
 }
 
 # The simulated caches for --metric cycles: fixed, so that a count means the same on a laptop

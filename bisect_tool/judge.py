@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import policy as pol
+from . import threads
 from .instructions import BODY_COUNT_FLOOR, COUNT_FLOOR, is_deterministic, min_effect
 from .measure import Event, Measurer
 from .policy import Decision, Judgement, Policy, Scale, Spent
@@ -33,20 +34,29 @@ class Noise:
 
 HIGH_NOISE = 0.5  # noise per run (log scale) above which a bisect is told what usually helps
 NOISE_WARNING_RUNS = 6  # runs per endpoint before that is said while the endpoints are measured
-THREADS = "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"  # one thread per library
+THREADS = threads.SHOWN  # one thread per library
 
 
-def noise_warning(name: str, sigma: float, load: Sequence[float]) -> str | None:
+def noise_warning(
+    name: str, sigma: float, load: Sequence[float], one_thread: bool = False
+) -> str | None:
     """What to tell a user whose endpoints vary by more than HIGH_NOISE per run, or None.
 
     The usual cause on a busy machine is a threaded library: a BLAS or OpenMP worker thread
     that loses its core makes every other thread wait. A numpy benchmark on this project's
     2-core VM, with one other busy process, went from 20% to 44% per run with OpenBLAS's
     default threads and stayed at 20% with one thread; under the accuracy tool's bursty load
-    its runs spanned 400x (docs/accuracy.md, "numpy")."""
+    its runs spanned 400x (docs/accuracy.md, "numpy"). `one_thread`: the processes run with
+    one thread per library already (threads.py), so that advice is left out."""
     if not math.isfinite(sigma) or sigma <= HIGH_NOISE:
         return None
     busy = f" (load average {max(load):.1f})" if load else ""
+    if one_thread:
+        return (
+            f"{name}: runs vary by about {sigma:.0%} per run at the endpoints{busy}, with one "
+            "thread per library, so each verdict will take many runs: stop other work, use "
+            "--metric cputime or instructions, or bound it with --max-time"
+        )
     return (
         f"{name}: runs vary by about {sigma:.0%} per run at the endpoints{busy}, so each "
         "verdict will take many runs. If the benchmark runs threads (numpy/BLAS, OpenMP) on a "
@@ -82,17 +92,41 @@ class Judge:
         self.notes: dict[str, list[str]] = {}  # what happened while measuring, per benchmark
         self.blocks: dict[tuple[str, str], list[float]] = {}  # (sha, name) -> u of each block
         self.noise_notes: dict[str, str] = {}  # benchmark -> the warning it was given
+        # asked when the endpoints are very noisy (benchmark, noise per run): True when it
+        # changed how runs are taken (one thread per library, session.py); the endpoints then
+        # start over on runs of the new setting alone
+        self.on_noisy: Callable[[str, float], bool] | None = None
+        self.one_thread = False  # the runs are taken with one thread per library (threads.py)
 
-    def warn_if_noisy(self, name: str, min_runs: int = 2) -> None:
-        """Tell the user once, while measuring, when a benchmark's endpoints are very noisy."""
+    def warn_if_noisy(self, name: str, min_runs: int = 2, may_switch: bool = False) -> bool:
+        """Tell the user once, while measuring, when a benchmark's endpoints are very noisy.
+        With `may_switch`, on_noisy may change the setting instead: True then, and every
+        verdict must start over (the runs of the old setting are no longer the Measurer's)."""
         if name in self.noise_notes:
-            return
+            return False
         if min(len(self.m.runs(self.good, name)), len(self.m.runs(self.bad, name))) < min_runs:
-            return
-        note = noise_warning(name, self.scale(name).sigma, self.m.account.load)
-        if note:
-            self.noise_notes[name] = note
-            self.on_event(Event("noisy", note, {"benchmark": name}))
+            return False
+        sigma = self.scale(name).sigma
+        note = noise_warning(name, sigma, self.m.account.load, self.one_thread)
+        if not note:
+            return False
+        if may_switch and self._half_left(name) and self.on_noisy and self.on_noisy(name, sigma):
+            self.one_thread = True
+            self.ref_from.clear()
+            self.log_scale.clear()
+            return True
+        self.noise_notes[name] = note
+        self.on_event(Event("noisy", note, {"benchmark": name}))
+        return False
+
+    def _half_left(self, name: str) -> bool:
+        """Is at most half the endpoints' budget spent? Only then is starting over in another
+        setting worth it: the runs spent so far still count against the budget."""
+        budget, spent = self._policy(name).budget, self.spent(self.good, self.bad)
+        return (
+            2 * spent.runs <= budget.runs_per_commit
+            and 2 * spent.seconds <= budget.seconds_per_commit
+        )
 
     # -- numbers for the policy ----------------------------------------------------------------
 
@@ -217,8 +251,8 @@ class Judge:
                     self.worse_high[n] = spec.worse_is_higher
                 else:
                     self.worse_high[n] = j.estimate >= 0
-            for n in todo:
-                self.warn_if_noisy(n, NOISE_WARNING_RUNS)
+            if any(self.warn_if_noisy(n, NOISE_WARNING_RUNS, may_switch=True) for n in todo):
+                return self.endpoints(specs, named)  # measured afresh, in the new setting
             if todo and more:
                 self.on_event(
                     Event(

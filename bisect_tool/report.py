@@ -95,11 +95,15 @@ def noise_advice(result: SessionResult, o: BenchmarkOutcome) -> list[str]:
     load = result.account.load
     if load:
         lines.append(f"  load average while measuring: {min(load):.2f} to {max(load):.2f}")
+    threads = (
+        ""
+        if result.one_thread
+        else "; a benchmark that runs threads (numpy/BLAS, OpenMP) varies far less on a busy "
+        f"machine with {THREADS} set for smbisect (--threads one)"
+    )
     lines.append(
         "  to decide it: give it more time (--max-time-per-commit), stop other work on the "
-        "machine, or for a CPU-bound --cmd use --metric cputime; a benchmark that runs "
-        f"threads (numpy/BLAS, OpenMP) varies far less on a busy machine with {THREADS} set "
-        "for smbisect"
+        f"machine, or for a CPU-bound --cmd use --metric cputime{threads}"
     )
     return lines
 
@@ -371,6 +375,8 @@ def to_json(result: SessionResult) -> dict[str, Any]:
         ],
         "culprits": culprits,
         "advice": list(result.advice),
+        # --threads, and whether the benchmark processes ran with one thread per library
+        "threads": {"setting": result.threads, "one_thread": result.one_thread},
         "metric": result.metric,
         "time_check": [c.to_json() for c in result.time_checks],
         "waterfall": waterfall_report.waterfall_json(result),

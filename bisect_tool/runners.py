@@ -24,9 +24,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from . import instructions
+from . import instructions, threads
 from .errors import MeasurementFailed, UsageError
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
@@ -61,6 +61,23 @@ class Runner(Protocol):
     def list_benchmarks(self) -> list[BenchmarkSpec]: ...
 
     def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch: ...
+
+
+@runtime_checkable
+class ThreadSwitch(Protocol):
+    """A runner that can start its benchmark processes with one thread per library (threads.py)."""
+
+    def one_thread(self, force: bool = False) -> bool:
+        """Switch; False when it cannot, already has, or (unless `force`) the environment sets
+        any of the variables itself. Runs taken after it are stored apart (the settings key
+        changes), so the two settings never mix."""
+        ...
+
+
+def with_one_thread(settings_key: str, extra_env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The settings key and extra environment of a runner switched to one thread per library."""
+    env = {**extra_env, **threads.one_thread()}
+    return _digest(settings_key, "one thread", sorted(env.items())), env
 
 
 @dataclass(frozen=True)
@@ -207,6 +224,7 @@ class CommandRunner:
         self.timeout = timeout
         self.higher_is_better = higher_is_better
         self.machine = machine_name()
+        self.extra_env: dict[str, str] = {}  # on top of os.environ (--threads)
         if counting:
             # one clear line (exit 1) before anything is measured when valgrind is missing
             valgrind = instructions.find_valgrind(metric)
@@ -214,6 +232,15 @@ class CommandRunner:
             self.settings_key = _digest("cmd", self.argv, metric, timeout, counted_with)
         else:
             self.settings_key = _digest("cmd", self.argv, metric, timeout)
+
+    def one_thread(self, force: bool = False) -> bool:
+        """A counted command runs on one thread already (instructions.COUNTING_ENV)."""
+        if self.metric in instructions.METRICS or self.extra_env:
+            return False
+        if threads.set_by_user(os.environ) and not force:
+            return False
+        self.settings_key, self.extra_env = with_one_thread(self.settings_key, self.extra_env)
+        return True
 
     def list_benchmarks(self) -> list[BenchmarkSpec]:
         if self.metric in instructions.METRICS:
@@ -224,7 +251,8 @@ class CommandRunner:
     def _run(self, worktree: Path) -> tuple[ProcessResult, float | None]:
         """One run; with a counting metric, under valgrind, with its count."""
         if self.metric not in instructions.METRICS:
-            return run_process(self.argv, worktree, self.timeout), None
+            env = {**os.environ, **self.extra_env} if self.extra_env else None
+            return run_process(self.argv, worktree, self.timeout, env), None
         start = time.perf_counter()
         counts, code, out, err = instructions.count(self.argv, worktree, self.metric, self.timeout)
         res = ProcessResult(code, out, err, time.perf_counter() - start)

@@ -30,11 +30,12 @@ from .judge import Judge, Noise
 from .measure import Account, Event, Measurer, collect
 from .parallel import NoCheckout
 from .policy import Decision, Judgement, Policy
-from .runners import BenchmarkSpec, Runner
+from .runners import BenchmarkSpec, Runner, ThreadSwitch
 from .second_chance import left_unclear, measure_again
 from .selection import log2_bound, select_benchmarks
 from .stats import DEFAULT_ALPHA, Comparison, Verdict
 from .store import MeasurementStore
+from .threads import AUTO, ONE, one_note, switched_note
 from .waterfall import Waterfall
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class BisectOptions:
     max_culprits: int = 3  # per benchmark, the first one included (attribution.py)
     improvements: bool = False  # bisect speedups inside the range too
     attribution: bool = True  # check the rest of the range for more changes (attribution.py)
+    threads: str = AUTO  # one thread per library: auto, keep, one (threads.py)
 
 
 class BisectRepo(Protocol):
@@ -153,6 +155,8 @@ class SessionResult:
     workers: dict[str, dict[str, int]] = field(default_factory=dict)  # sha -> worker -> runs
     # runs and seconds when the first culprits were confirmed, before attribution (None: none)
     answer: tuple[int, float] | None = None
+    threads: str = AUTO  # --threads
+    one_thread: bool = False  # benchmark processes ran with one thread per library
 
     @property
     def bisected(self) -> list[BenchmarkOutcome]:
@@ -221,6 +225,7 @@ class Session:
         self.advice: list[str] = []  # what to try, found while measuring (for the report)
         self.started = 0.0
         self.answer: tuple[int, float] | None = None  # runs and seconds to the first culprits
+        self.one_thread = False  # switched to one thread per library (threads.py)
 
     def emit(self, kind: str, message: str, **data: object) -> None:
         self.on_event(Event(kind, message, dict(data)))
@@ -234,6 +239,13 @@ class Session:
 
     def run(self) -> SessionResult:
         started = self.started = self.clock()
+        if (
+            self.opt.threads == ONE
+            and isinstance(self.runner, ThreadSwitch)
+            and self.runner.one_thread(force=True)
+        ):
+            self.one_thread = True
+            self.advice.append(one_note())
         specs = select_benchmarks(self.runner.list_benchmarks(), self.opt.bench_patterns)
         named = bool(self.opt.bench_patterns) or len(specs) == 1
         self.emit(
@@ -297,6 +309,8 @@ class Session:
             account,
             advice=list(self.advice),
             answer=self.answer,
+            threads=self.opt.threads,
+            one_thread=self.one_thread,
             rounds=self.rounds,
             workers=workers,
         )
@@ -315,9 +329,27 @@ class Session:
         self.advice.extend(judge.noise_notes.values())
 
     def _judge(self, m: Measurer) -> Judge:
-        return Judge(
+        judge = Judge(
             m, self.opt.policy, self.good, self.bad, self.opt.factor, self.opt.delta, self.on_event
         )
+        judge.one_thread = self.one_thread
+        if self.opt.threads == AUTO and m.runner is self.runner:
+            judge.on_noisy = self._switch_to_one_thread
+        return judge
+
+    def _switch_to_one_thread(self, name: str, sigma: float) -> bool:
+        """--threads auto, when a benchmark's endpoints vary by more than judge.HIGH_NOISE per
+        run: one thread per library from now on, unless the runner cannot or the user's
+        environment sets a thread variable itself (threads.py)."""
+        if self.one_thread or not isinstance(self.runner, ThreadSwitch):
+            return False
+        if not self.runner.one_thread():
+            return False
+        self.one_thread = True
+        note = switched_note(name, sigma)
+        self.advice.append(note)
+        self.emit("threads", note, benchmark=name)
+        return True
 
     def _bound(self) -> int:
         return log2_bound(len(self.range_commits))

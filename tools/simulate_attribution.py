@@ -33,7 +33,14 @@ from accuracy.scoring import wilson_interval  # noqa: E402
 
 from bisect_tool.simulate import History, Noise, make_history, simulate  # noqa: E402
 
-PAIRS = {"1.5x then 2x": (1.5, 2.0), "2x and 0.7x": (2.0, 0.7)}
+PAIRS = {
+    "1.5x then 2x": (1.5, 2.0),
+    "2x and 0.7x": (2.0, 0.7),
+    # a small change beside a large one: what the share rule of a segment check (waterfall.
+    # material, policy.segment_share) may leave in the residual
+    "4x and 1.3x": (4.0, 1.3),
+}
+DEFAULT_PAIRS = "1.5x then 2x,2x and 0.7x"
 NOISES = {
     "5%": Noise(sigma=0.05),
     "15%": Noise(sigma=0.15),
@@ -104,7 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"Noise models, comma-separated, of {', '.join(NOISES)} "
         f"(default {DEFAULT_NOISES})".replace("%", "%%"),
     )
+    ap.add_argument(
+        "--pairs",
+        default=DEFAULT_PAIRS,
+        help=f"The planted pairs, comma-separated, of {', '.join(PAIRS)} (default {DEFAULT_PAIRS})",
+    )
     args = ap.parse_args(argv)
+    pairs = [x.strip() for x in args.pairs.split(",") if x.strip()]
+    unknown_pairs = [x for x in pairs if x not in PAIRS]
+    if unknown_pairs:
+        ap.error(f"unknown pair {unknown_pairs[0]!r}; known: {', '.join(PAIRS)}")
     lengths = (64,) if args.quick else tuple(int(x) for x in args.lengths.split(","))
     trials = 10 if args.quick else args.trials
     noises = [x.strip() for x in args.noises.split(",") if x.strip()]
@@ -112,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown noise model {unknown[0]!r}; known: {', '.join(NOISES)}")
     rows = []
-    for n, shape, pair, noise in itertools.product(lengths, ("linear", "merges"), PAIRS, noises):
+    for n, shape, pair, noise in itertools.product(lengths, ("linear", "merges"), pairs, noises):
         sc = Scenario(n, shape, pair, noise)
         base = zlib.crc32(f"{args.seed}:{n}:{shape}:{pair}:{noise}".encode())
         jobs = [(sc, base + t) for t in range(trials)]

@@ -49,6 +49,7 @@ class ToolResult:
     runs: int | None = None  # benchmark processes (smbisect's runs.total, else its samples)
     runs_source: str | None = None  # "runs.total" or "samples" (the fallback)
     plain_bisect_runs: int | None = None  # smbisect's runs.plain_bisect, when reported
+    one_thread: bool | None = None  # smbisect's threads.one_thread (switched or --threads one)
 
 
 @dataclass
@@ -141,7 +142,13 @@ def score_smbisect(
         runs=total if has_runs else samples,
         runs_source="runs.total" if has_runs else "samples",
         plain_bisect_runs=plain if isinstance(plain, int) else None,
+        one_thread=_one_thread(data),
     )
+
+
+def _one_thread(data: dict[str, Any]) -> bool | None:
+    threads = data.get("threads")
+    return bool(threads.get("one_thread")) if isinstance(threads, dict) else None
 
 
 _FOUND = re.compile(r"Greatest (?:regression|improvement) found:\s*([0-9a-f]{7,40})")
