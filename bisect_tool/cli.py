@@ -27,6 +27,7 @@ from .cli_options import (
     attribution_options,
     budget_options,
     check_outputs,
+    check_threads,
     check_thresholds,
     runner_options,
     take_choice,
@@ -195,11 +196,7 @@ def bisect(
     parallel = parallel or ParallelChoice()
     check_thresholds(threshold, threshold_ms, choice.metric)
     check_parallel(parallel, choice.cmd, choice.python)
-    if threads == "one" and parallel.distributed:
-        raise UsageError(
-            "--threads one does not reach Dask workers: set OMP_NUM_THREADS=1 "
-            "OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 in the workers' environment"
-        )
+    check_threads(threads, parallel.distributed)
     check_outputs(json_path, report_path, html_path)
     repo = choice.open_repo(repo_path)
     resolve_range(repo, good, bad)  # fail fast, before an asv suite is discovered

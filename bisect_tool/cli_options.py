@@ -199,6 +199,14 @@ def budget_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def check_threads(mode: str, distributed: bool) -> None:
+    if mode == threads.ONE and distributed:
+        raise UsageError(
+            f"--threads one does not reach Dask workers: set {threads.SHOWN} in the workers' "
+            "environment"
+        )
+
+
 def threads_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """One thread per numerical library in the benchmark processes (threads.py)."""
     return click.option(

@@ -179,3 +179,11 @@ def test_one_thread_reaches_asv_benchmark_processes(tmp_path):
     assert data["threads"]["one_thread"] is True
     (good,) = [s for s in data["steps"] if s["sha"] == shas[0]]
     assert {v for vs in good["samples"].values() for v in vs} == {1.0}
+
+
+def test_one_with_dask_workers_is_a_usage_error(tmp_path):
+    repo, shas = history(tmp_path)
+    res, data = run(repo, tmp_path, shas[0], "--threads", "one", "--workers", "2")
+    assert res.returncode == 2 and data is None
+    assert "--threads one does not reach Dask workers" in res.stderr
+    assert "Traceback" not in res.stderr
