@@ -346,9 +346,8 @@ class Session:
         if not self.runner.one_thread():
             return False
         self.one_thread = True
-        note = switched_note(name, sigma)
-        self.advice.append(note)
-        self.emit("threads", note, benchmark=name)
+        self.advice.append(switched_note(name, sigma))
+        self.emit("threads", switched_note(name, sigma, now=True), benchmark=name)
         return True
 
     def _bound(self) -> int:

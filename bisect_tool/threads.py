@@ -42,15 +42,24 @@ def set_by_user(environ: Mapping[str, str]) -> list[str]:
     return [name for name in THREAD_VARS if name in environ]
 
 
-def switched_note(name: str, sigma: float) -> str:
-    """What `auto` tells the user when it switches to one thread per library."""
+def switched_note(name: str, sigma: float, now: bool = False) -> str:
+    """What `auto` says when it switches to one thread per library: `now` while measuring,
+    otherwise for the report, after the fact."""
+    then = (
+        "from now on every benchmark process runs with {} (and the other libraries' thread "
+        "variables) and the endpoints are measured again from the start; the runs before are "
+        "not used"
+        if now
+        else "so from then on every benchmark process ran with {} (and the other libraries' "
+        "thread variables) and the endpoints were measured again from the start; the runs "
+        "before are not used"
+    )
     return (
         f"{name}: runs varied by about {sigma:.0%} per run at the endpoints with the libraries' "
-        f"default threads, so from then on every benchmark process ran with {SHOWN} (and the "
-        "other libraries' thread variables) and the endpoints were measured again from the "
-        "start; the runs before are not used. A threaded BLAS or OpenMP call on a busy "
-        "machine waits for its slowest thread. --threads keep measures with the defaults "
-        "(for a regression in how the code uses threads), --threads one from the first run"
+        f"default threads{':' if now else ','} {then.format(SHOWN)}. A threaded BLAS or OpenMP "
+        "call on a busy machine waits for its slowest thread. --threads keep measures with the "
+        "defaults (for a regression in how the code uses threads), --threads one from the "
+        "first run"
     )
 
 

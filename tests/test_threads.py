@@ -74,7 +74,7 @@ def test_auto_switches_to_one_thread_and_measures_the_endpoints_again(tmp_path):
     assert data["culprits"][0]["sha"] == shas[8] and data["culprits"][0]["confirmed"]
     assert data["threads"] == {"setting": "auto", "one_thread": True}
     assert any("OPENBLAS_NUM_THREADS=1" in a and "from then on" in a for a in data["advice"])
-    assert "measured again from the start" in res.stderr
+    assert "from now on every benchmark process runs with" in res.stderr
     # the runs before the switch are counted (they were spent) but not used: every sample of
     # good in the result is one of the one-thread runs (within 2% of its cost of 1.0)
     (good,) = [s for s in data["steps"] if s["sha"] == shas[0]]
