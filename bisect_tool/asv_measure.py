@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import threads
 from .asv_config import (
     build_reason_at,
     check_environment_type,
@@ -40,6 +39,7 @@ from .runners import (
     _digest,
     _tail,
     machine_name,
+    may_switch,
     run_process,
     with_one_thread,
 )
@@ -274,7 +274,7 @@ class AsvRunner:
     def one_thread(self, force: bool = False) -> bool:
         """asv's benchmark processes inherit the environment asv is started with (asv's
         Environment.run_executable), and _DirectAsv spawns them with _run_env's."""
-        if self.extra_env or (threads.set_by_user(os.environ) and not force):
+        if not may_switch(self.extra_env, force):
             return False
         self.settings_key, self.extra_env = with_one_thread(self.settings_key, self.extra_env)
         return True

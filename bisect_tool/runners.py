@@ -74,6 +74,12 @@ class ThreadSwitch(Protocol):
         ...
 
 
+def may_switch(extra_env: dict[str, str], force: bool) -> bool:
+    """Whether a runner may switch to one thread: not already switched, and (unless `force`)
+    smbisect's own environment does not set any of the variables."""
+    return not extra_env and (force or not threads.set_by_user(os.environ))
+
+
 def with_one_thread(settings_key: str, extra_env: dict[str, str]) -> tuple[str, dict[str, str]]:
     """The settings key and extra environment of a runner switched to one thread per library."""
     env = {**extra_env, **threads.one_thread()}
@@ -235,9 +241,7 @@ class CommandRunner:
 
     def one_thread(self, force: bool = False) -> bool:
         """A counted command runs on one thread already (instructions.COUNTING_ENV)."""
-        if self.metric in instructions.METRICS or self.extra_env:
-            return False
-        if threads.set_by_user(os.environ) and not force:
+        if self.metric in instructions.METRICS or not may_switch(self.extra_env, force):
             return False
         self.settings_key, self.extra_env = with_one_thread(self.settings_key, self.extra_env)
         return True

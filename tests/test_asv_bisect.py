@@ -65,7 +65,15 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def tiny_asv_repo(root: Path, sizes: list[int], broken: set[int]) -> list[str]:
+def tiny_asv_repo(
+    root: Path,
+    sizes: list[int] | list[float],
+    broken: set[int],
+    bench: str = BENCHMARKS,
+    lib: str = LIB,
+) -> list[str]:
+    """A repository with an asv suite at its root, one commit per entry of `sizes`: `lib`,
+    formatted with n=size, is tiny/__init__.py; commits in `broken` fail to import."""
     root.mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
     git(root, "config", "user.name", "Test Author")
@@ -74,11 +82,11 @@ def tiny_asv_repo(root: Path, sizes: list[int], broken: set[int]) -> list[str]:
     (root / ".gitignore").write_text(".asv/\n")
     (root / "benchmarks").mkdir()
     (root / "benchmarks" / "__init__.py").write_text("")
-    (root / "benchmarks" / "bench_tiny.py").write_text(BENCHMARKS)
+    (root / "benchmarks" / "bench_tiny.py").write_text(bench)
     (root / "tiny").mkdir()
     shas = []
     for i, n in enumerate(sizes):
-        text = LIB.format(n=n)
+        text = lib.format(n=n)
         if i in broken:
             text = "from tiny._fast import work  # module not written yet\n" + text
         (root / "tiny" / "__init__.py").write_text(text)

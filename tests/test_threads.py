@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_asv_bisect import ASV_CONF, git
+from test_asv_bisect import tiny_asv_repo
 from test_cli import make_history
 
 from bisect_tool import threads
@@ -133,23 +133,7 @@ def track_cost():
 @pytest.mark.xdist_group("asv")
 def test_one_thread_reaches_asv_benchmark_processes(tmp_path):
     repo = tmp_path / "tiny"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.name", "Test Author")
-    git(repo, "config", "user.email", "test@example.invalid")
-    (repo / "asv.conf.json").write_text(json.dumps(ASV_CONF))
-    (repo / ".gitignore").write_text(".asv/\n")
-    (repo / "benchmarks").mkdir()
-    (repo / "benchmarks" / "__init__.py").write_text("")
-    (repo / "benchmarks" / "bench_tiny.py").write_text(TRACK_BENCH)
-    (repo / "tiny").mkdir()
-    shas = []
-    for i, cost in enumerate([1.0] * 4 + [3.0] * 4):
-        (repo / "tiny" / "__init__.py").write_text(f"COST = {cost}\n")
-        (repo / "CHANGES").write_text(f"release {i}\n")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", f"step {i}")
-        shas.append(git(repo, "rev-parse", "HEAD"))
+    shas = tiny_asv_repo(repo, [1.0] * 4 + [3.0] * 4, set(), bench=TRACK_BENCH, lib="COST = {n}\n")
     out = tmp_path / "r.json"
     base = {k: v for k, v in os.environ.items() if k not in (*threads.THREAD_VARS, "PYTHONPATH")}
     res = subprocess.run(
