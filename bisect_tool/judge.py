@@ -423,9 +423,11 @@ class Judge:
     # -- confirmation --------------------------------------------------------------------------
 
     def confirm(
-        self, culprit: str, parent: str, names: Sequence[str]
+        self, culprit: str, parent: str, names: Sequence[str], early_reject: bool = False
     ) -> dict[str, tuple[Judgement, Comparison]]:
-        """Culprit and parent, measured alternately (ABBA...) until each benchmark decides."""
+        """Culprit and parent, measured alternately (ABBA...) until each benchmark decides.
+        `early_reject`: a commit the runs show to carry no part of the change from good to
+        bad is rejected as soon as they show it (policy.judge_confirm's `span`)."""
         found: dict[str, tuple[Judgement, Comparison]] = {}
         todo = [n for n in names if not (self.m.error(parent, n) or self.m.error(culprit, n))]
         # only the confirmation's own runs count: taken alternately, a steady drift of the
@@ -463,6 +465,7 @@ class Judge:
                     self._policy(n),
                     spent,
                     self.worse_high.get(n, True),
+                    self.span_bound(n) if early_reject and not self._counted(n) else 0.0,
                 )
                 if j.decision is not Decision.MORE:
                     todo.remove(n)

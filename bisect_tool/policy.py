@@ -476,9 +476,20 @@ def judge_confirm(
     policy: Policy,
     spent: Spent,
     worse_is_higher: bool,
+    span: float = 0.0,
 ) -> Judgement:
     """Is the culprit worse than its parent? `d` is culprit - parent over the confirmation's
-    own runs, which must number min_confirm_runs on each side first."""
+    own runs, which must number min_confirm_runs on each side first.
+
+    `span` (0: not used): a lower bound on the whole change from good to bad, which the commit
+    a single-change bisect names should carry. With it the confirmation also stops early,
+    rejected, when the runs favour "no change" over "the whole change" by a likelihood ratio
+    of 1/alpha_step (Wald's sequential test, as for a step): a misjudged step names a commit
+    that did not change, and showing such a commit within the threshold of its parent took
+    hundreds of runs a side at 25% noise per run (docs/policy.md, "A commit that did not
+    change"). Only the first confirmation uses it: a culprit rejected so is bisected again
+    with more runs per step and confirmed with the full test, so this early stop costs runs
+    when it is wrong, never a wrong answer."""
     if d.n < policy.min_confirm_runs or d.df < 1 or not math.isfinite(d.se):
         return Judgement(Decision.MORE, "confirmation runs", more_runs=1)
     diff, se = d.diff, d.se
@@ -489,6 +500,16 @@ def judge_confirm(
     est = {"estimate": diff, "low": diff - q * se, "high": diff + q * se}
     if low > 0:
         return Judgement(Decision.CONFIRMED, f"worse than its parent by {_pct(w)}", z, **est)
+    llr = whole_change_llr(w, span, d, policy.alpha_step)
+    if llr is not None and llr <= -math.log(1 / policy.alpha_step):
+        return Judgement(
+            Decision.REJECTED,
+            f"carries no part of the change from good to bad ({_pct(w)} over its parent; "
+            f"likelihood ratio {math.exp(min(-llr, 700)):.0f}:1 for no change over the "
+            f"whole {_pct(span)}, in {d.n} runs a side)",
+            z,
+            **est,
+        )
     if high < threshold:
         return Judgement(
             Decision.REJECTED,
@@ -502,6 +523,16 @@ def judge_confirm(
     return Judgement(
         Decision.MORE, f"{z:.1f} standard errors, {q:.1f} needed", z, more_runs=1, **est
     )
+
+
+def whole_change_llr(w: float, span: float, d: Difference, alpha: float) -> float | None:
+    """Log likelihood ratio of "the commit carries the whole change" (w = span) against "no
+    change" (w = 0) for an estimate w with standard error d.se (widened, as in sprt_llr, for a
+    spread estimated from d.df degrees), or None when it does not apply."""
+    if span <= 0 or d.df < 4 or not d.se > 0:
+        return None
+    widen = t_quantile(alpha, d.df) / NormalDist().inv_cdf(1 - alpha)
+    return span * (w - span / 2) / (d.se * widen) ** 2
 
 
 def _pct(log_ratio: float) -> str:

@@ -284,7 +284,7 @@ class Session:
                     self.bisect_one(judge, wt, o, names)
 
             def finish(judge: Judge) -> None:
-                self.confirm_all(judge, regressed)
+                self.confirm_all(judge, regressed, early_reject=True)
                 self.retry_unconfirmed(judge, wt, regressed)
                 self._note_answer(judge, regressed)
                 attribute(self, judge, wt, regressed)
@@ -546,12 +546,16 @@ class Session:
             self.bisect_one(judge, wt, o, names, min_runs=runs, careful=True, also_good=also_good)
         self.confirm_all(judge, retry)
 
-    def confirm_all(self, judge: Judge, outcomes: Sequence[BenchmarkOutcome]) -> None:
+    def confirm_all(
+        self, judge: Judge, outcomes: Sequence[BenchmarkOutcome], early_reject: bool = False
+    ) -> None:
         """Confirm each culprit; benchmarks blaming the same commit share the measurements.
 
         A merge is a culprit only if it is worse than all of its parents; worse than the first
         parent alone means the change came in on the merged branch, where a misjudged step hid
-        the real commit."""
+        the real commit. `early_reject` (the first pass only: a second, careful pass follows a
+        rejection): a commit that carries no part of the change is rejected as soon as the
+        runs show it (Judge.confirm)."""
         by_culprit: dict[str, list[BenchmarkOutcome]] = {}
         for out in outcomes:
             if out.culprit:
@@ -566,7 +570,7 @@ class Session:
             verdicts: dict[str, list[bool]] = {o.spec.name: [] for o in group}
             for i, parent in enumerate(parents):
                 self.record(parent, "parent")
-                found = judge.confirm(culprit, parent, [o.spec.name for o in group])
+                found = judge.confirm(culprit, parent, [o.spec.name for o in group], early_reject)
                 for out in group:
                     name = out.spec.name
                     if name not in found:

@@ -156,6 +156,42 @@ def test_confirmation(culprit, expected):
     assert j.decision is expected
 
 
+def test_a_commit_without_the_change_is_rejected_early_only_with_the_whole_change_given():
+    # a misjudged step names a commit that did not change: 6 pairs at 25% noise per run
+    parent = [0.1, -0.2, 0.25, -0.1, 0.05, -0.15]  # log values; both at 1.0
+    cul = [-0.05, 0.2, -0.25, 0.1, 0.0, 0.05]
+    d = pol.unpaired(parent, cul, Scale(0.25, 40))
+    thr = math.log(1.05)
+    strict = pol.judge_confirm(d, thr, Policy(), Spent(), worse_is_higher=True)
+    assert strict.decision is Decision.MORE  # within 5% of its parent: not shown on 6 runs
+    early = pol.judge_confirm(d, thr, Policy(), Spent(), True, span=math.log(2.0))
+    assert early.decision is Decision.REJECTED
+    assert "carries no part of the change" in early.reason
+    # a change of 1.2x over good..bad is too small to tell from none on these runs
+    small = pol.judge_confirm(d, thr, Policy(), Spent(), True, span=math.log(1.2))
+    assert small.decision is Decision.MORE
+
+
+def test_early_rejection_rarely_rejects_the_commit_that_carries_the_whole_change():
+    # Wald's bound: a commit carrying the whole change is rejected early at most alpha_step of
+    # the time over every look; here 2x at 25% noise per run, looked at after 2..30 pairs
+    rng = random.Random(6)
+    policy, span, rejected = Policy(), math.log(2.0), 0
+    for _ in range(400):
+        parent, cul = [], []
+        for n in range(1, 31):
+            parent.append(rng.gauss(0.0, 0.25))
+            cul.append(span + rng.gauss(0.0, 0.25))
+            if n < 2 or not pol.is_look(n):
+                continue
+            d = pol.unpaired(parent, cul, Scale(0.25, 40))
+            j = pol.judge_confirm(d, math.log(1.05), policy, Spent(), True, span=span)
+            if j.decision is not Decision.MORE:
+                rejected += j.decision is Decision.REJECTED
+                break
+    assert rejected <= 4  # 1% of 400
+
+
 def test_confirmation_waits_for_its_own_runs():
     d = pol.unpaired(logs([1.0]), logs([2.0]), Scale(0.01, 10))
     j = pol.judge_confirm(d, math.log(1.05), Policy(), Spent(), worse_is_higher=True)
