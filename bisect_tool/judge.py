@@ -97,6 +97,7 @@ class Judge:
         # start over on runs of the new setting alone
         self.on_noisy: Callable[[str, float], bool] | None = None
         self.one_thread = False  # the runs are taken with one thread per library (threads.py)
+        self.cut_at: dict[str, float] = {}  # benchmark -> a cut moved off a plateau, beyond good
 
     def warn_if_noisy(self, name: str, min_runs: int = 2, may_switch: bool = False) -> bool:
         """Tell the user once, while measuring, when a benchmark's endpoints are very noisy.
@@ -184,10 +185,49 @@ class Judge:
         return abs(g) * ((self.factor or pol.MIN_EFFECT) - 1)
 
     def cut_offset(self, name: str) -> float | None:
-        """With a fixed --threshold or --threshold-ms, where the cut lies beyond good."""
+        """With a fixed --threshold or --threshold-ms, or a cut moved off a plateau, where the
+        cut lies beyond good (toward bad); None for the midpoint of good and bad."""
+        if name in self.cut_at:
+            return self.cut_at[name]
         if self.factor is None and self.delta is None:
             return None
         return self.threshold(name)
+
+    def move_cut_off_plateau(self, name: str, culprit: str, parent: str) -> str | None:
+        """After `culprit` failed to confirm against `parent`: when the two sit at one level
+        between good and bad (both shown apart from each end by more than the threshold), the
+        range holds a change on each side of that plateau, and steps on it are as far from
+        good as from bad, so a midpoint cut decides them at random and the bisect ends on the
+        plateau again. Move the cut to the middle of the larger of the two gaps: the bisect
+        then ends at one of the two changes, and attribution finds the other. Returns a note,
+        or None when the pair is not on such a plateau (the usual misjudged step: at good's
+        or bad's level)."""
+        if self.cut_offset(name) is not None or self._counted(name):
+            return None
+        scale = self.scale(name)
+        sides = [self.logs(sha, name) for sha in (self.good, parent, culprit, self.bad)]
+        if not scale.known or any(len(v) < 2 for v in sides):
+            return None
+        g, p, c, b = (pol.location(v, scale) for v in sides)
+        sign = 1.0 if self.worse_high.get(name, True) else -1.0
+        level = sign * ((p + c) / 2 - g)
+        span = sign * (b - g)
+        n_level = len(sides[1]) + len(sides[2])
+        q = pol.t_quantile(self.policy.alpha_step, scale.df)
+        thr = self.threshold(name)
+        for gap, n_end in ((level, len(sides[0])), (span - level, len(sides[3]))):
+            se = scale.sigma * math.sqrt(1 / n_level + 1 / n_end)
+            if gap - q * se < thr:
+                return None
+        off = level / 2 if level >= span - level else (level + span) / 2
+        self.cut_at[name] = off
+        for key in [k for k in self.blocks if k[1] == name]:
+            del self.blocks[key]  # their u were taken against the old cut
+        where = "between good and them" if level >= span - level else "between them and bad"
+        return (
+            f"{culprit[:10]} and its parent {parent[:10]} sit at one level between good and "
+            f"bad, apart from both: a change on each side; bisected again with the cut {where}"
+        )
 
     def cut_value(self, name: str) -> float:
         """The cut in the benchmark's own unit, for reports and plots."""

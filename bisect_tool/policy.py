@@ -85,6 +85,13 @@ class Policy:
     # (the time per commit still holds): at 1.1x and 25% noise per run a step needs about 200
     # blocks (docs/policy.md)
     second_chance: int = 3
+    # the first confirmation rejects a commit early once its runs favour "no change" over this
+    # share of the good-to-bad change (judge_confirm): the commit a bisect names carries at
+    # least a third of the change with up to three slowdowns in the range; with 1.0 (the whole
+    # change) a commit carrying exactly half, where two equal changes meet the midpoint cut,
+    # was rejected half the time and the careful pass then ended at no commit
+    # (tests/test_session.py::test_a_step_at_the_midpoint_of_two_changes_leads_to_one_of_them)
+    early_reject_share: float = 1 / 3
     budget: Budget = Budget()
 
     def with_run_cap(self, runs: int) -> Policy:
@@ -481,15 +488,16 @@ def judge_confirm(
     """Is the culprit worse than its parent? `d` is culprit - parent over the confirmation's
     own runs, which must number min_confirm_runs on each side first.
 
-    `span` (0: not used): a lower bound on the whole change from good to bad, which the commit
-    a single-change bisect names should carry. With it the confirmation also stops early,
-    rejected, when the runs favour "no change" over "the whole change" by a likelihood ratio
-    of 1/alpha_step (Wald's sequential test, as for a step): a misjudged step names a commit
-    that did not change, and showing such a commit within the threshold of its parent took
-    hundreds of runs a side at 25% noise per run (docs/policy.md, "A commit that did not
-    change"). Only the first confirmation uses it: a culprit rejected so is bisected again
-    with more runs per step and confirmed with the full test, so this early stop costs runs
-    when it is wrong, never a wrong answer."""
+    `span` (0: not used): a lower bound on the whole change from good to bad. The commit a
+    bisect names carries all of it when the range holds one change, and at least a third of
+    it when it holds up to three slowdowns (the change that crosses the midpoint cut). With
+    it the confirmation also stops early, rejected, when the runs favour "no change" over
+    "early_reject_share of the change" by a likelihood ratio of 1/alpha_step (Wald's
+    sequential test, as for a step): a misjudged step names a commit that did not change, and
+    showing such a commit within the threshold of its parent took hundreds of runs a side at
+    25% noise per run (docs/policy.md, "A commit that did not change"). Only the first
+    confirmation uses it: a culprit rejected so is bisected again with more runs per step and
+    confirmed with the full test."""
     if d.n < policy.min_confirm_runs or d.df < 1 or not math.isfinite(d.se):
         return Judgement(Decision.MORE, "confirmation runs", more_runs=1)
     diff, se = d.diff, d.se
@@ -500,13 +508,14 @@ def judge_confirm(
     est = {"estimate": diff, "low": diff - q * se, "high": diff + q * se}
     if low > 0:
         return Judgement(Decision.CONFIRMED, f"worse than its parent by {_pct(w)}", z, **est)
-    llr = whole_change_llr(w, span, d, policy.alpha_step)
+    part = policy.early_reject_share * span
+    llr = part_of_change_llr(w, part, d, policy.alpha_step)
     if llr is not None and llr <= -math.log(1 / policy.alpha_step):
         return Judgement(
             Decision.REJECTED,
             f"carries no part of the change from good to bad ({_pct(w)} over its parent; "
-            f"likelihood ratio {math.exp(min(-llr, 700)):.0f}:1 for no change over the "
-            f"whole {_pct(span)}, in {d.n} runs a side)",
+            f"likelihood ratio {math.exp(min(-llr, 700)):.0f}:1 for no change over "
+            f"{_pct(part)}, in {d.n} runs a side)",
             z,
             **est,
         )
@@ -525,14 +534,14 @@ def judge_confirm(
     )
 
 
-def whole_change_llr(w: float, span: float, d: Difference, alpha: float) -> float | None:
-    """Log likelihood ratio of "the commit carries the whole change" (w = span) against "no
-    change" (w = 0) for an estimate w with standard error d.se (widened, as in sprt_llr, for a
-    spread estimated from d.df degrees), or None when it does not apply."""
-    if span <= 0 or d.df < 4 or not d.se > 0:
+def part_of_change_llr(w: float, part: float, d: Difference, alpha: float) -> float | None:
+    """Log likelihood ratio of "the commit changes by `part`" (w = part) against "no change"
+    (w = 0) for an estimate w with standard error d.se (widened, as in sprt_llr, for a spread
+    estimated from d.df degrees), or None when it does not apply."""
+    if part <= 0 or d.df < 4 or not d.se > 0:
         return None
     widen = t_quantile(alpha, d.df) / NormalDist().inv_cdf(1 - alpha)
-    return span * (w - span / 2) / (d.se * widen) ** 2
+    return part * (w - part / 2) / (d.se * widen) ** 2
 
 
 def _pct(log_ratio: float) -> str:

@@ -536,6 +536,12 @@ class Session:
                 f"the first bisect named {o.culprit[:10]}, which did not confirm against its "
                 f"parent; bisected again with at least {runs} runs at every step"
             )
+            parents = self.commits[o.culprit].info.parents
+            moved = parents and judge.move_cut_off_plateau(o.spec.name, o.culprit, parents[0])
+            if moved:
+                o.notes.append(moved)
+                o.cut = judge.cut_value(o.spec.name)
+                self.emit("retry", f"{o.spec.name}: {moved}")
             self.emit(
                 "retry",
                 f"{o.spec.name}: {o.culprit[:10]} did not confirm; bisecting "
