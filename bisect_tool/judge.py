@@ -194,9 +194,9 @@ class Judge:
         return self.threshold(name)
 
     def move_cut_off_plateau(self, name: str, culprit: str, parent: str) -> str | None:
-        """After `culprit` failed to confirm against `parent`: when the two sit at one level
-        between good and bad (both shown apart from each end by more than the threshold), the
-        range holds a change on each side of that plateau, and steps on it are as far from
+        """After `culprit` failed to confirm against `parent`: when the two sit at one level in
+        the middle third between good and bad, shown apart from each end by more than the
+        threshold, the range holds a change on each side of that plateau, and steps on it are as far from
         good as from bad, so a midpoint cut decides them at random and the bisect ends on the
         plateau again. Move the cut to the middle of the larger of the two gaps: the bisect
         then ends at one of the two changes, and attribution finds the other. Returns a note,
@@ -212,6 +212,10 @@ class Judge:
         sign = 1.0 if self.worse_high.get(name, True) else -1.0
         level = sign * ((p + c) / 2 - g)
         span = sign * (b - g)
+        if not span / 3 <= level <= 2 * span / 3:
+            # away from the midpoint the cut decides the plateau the same way every time; a
+            # pair that merely looks between (a burst of load on its runs) stays as it was
+            return None
         n_level = len(sides[1]) + len(sides[2])
         q = pol.t_quantile(self.policy.alpha_step, scale.df)
         thr = self.threshold(name)

@@ -39,6 +39,9 @@ PAIRS = {
     # a small change beside a large one: what the share rule of a segment check (waterfall.
     # material, policy.segment_share) may leave in the residual
     "4x and 1.3x": (4.0, 1.3),
+    # two equal slowdowns: the commits between them sit at the midpoint cut (a plateau that
+    # judge.move_cut_off_plateau moves the careful pass's cut off)
+    "2x then 2x": (2.0, 2.0),
 }
 DEFAULT_PAIRS = "1.5x then 2x,2x and 0.7x"
 NOISES = {
