@@ -196,12 +196,12 @@ class Judge:
     def move_cut_off_plateau(self, name: str, culprit: str, parent: str) -> str | None:
         """After `culprit` failed to confirm against `parent`: when the two sit at one level in
         the middle third between good and bad, shown apart from each end by more than the
-        threshold, the range holds a change on each side of that plateau, and steps on it are as far from
-        good as from bad, so a midpoint cut decides them at random and the bisect ends on the
-        plateau again. Move the cut to the middle of the larger of the two gaps: the bisect
-        then ends at one of the two changes, and attribution finds the other. Returns a note,
-        or None when the pair is not on such a plateau (the usual misjudged step: at good's
-        or bad's level)."""
+        threshold, the range holds a change on each side of that plateau. Steps on it are as
+        far from good as from bad, so a midpoint cut decides them at random and the careful
+        pass would end on the plateau again. Move the cut to the middle of the larger of the
+        two gaps: the bisect then ends at one of the two changes, and attribution finds the
+        other. Returns a note, or None when the pair is not on such a plateau (the usual
+        misjudged step: at good's or bad's level). docs/policy.md, "A plateau"."""
         if self.cut_offset(name) is not None or self._counted(name):
             return None
         scale = self.scale(name)
