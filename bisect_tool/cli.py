@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from . import __version__, asv_instructions, instructions, report, time_hint
+from . import __version__, asv_instructions, command_hint, instructions, report, time_hint
 from .asv_measure import AsvRunner, AsvSettings
 from .cli_options import (
     RunnerChoice,
@@ -220,6 +220,9 @@ def bisect(
         session = Session(repo, local, store, options, _echo_event(verbosity), remote=remote)
         result = session.run()
     result.metric = choice.metric
+    hint = command_hint.whole_command_note(result, choice.metric) if choice.cmd else None
+    if hint:
+        result.advice.append(hint)
     if choice.metric in time_hint.COUNTED:
         check_time(repo, runner, choice, result, store, _echo_event(verbosity))
     if verbosity >= 0:

@@ -200,6 +200,26 @@ def test_wall_time_metric_finds_a_slower_sleep(tmp_path):
     assert data["culprits"][0]["sha"] == shas[4]
 
 
+@pytest.mark.parametrize(("metric", "hinted"), [(None, True), ("stdout", False)])
+def test_no_regression_of_a_whole_command_says_what_was_timed(tmp_path, metric, hinted):
+    # wall time (the default for --cmd) is the whole process's: exit 3 or 5 then says so and
+    # points to --metric stdout; a time the command prints itself needs no such advice
+    repo = tmp_path / "proj"
+    if metric is None:
+        shas = make_history(repo, [0.02] * 5, bench=SLOW_BENCH)
+    else:
+        shas = make_history(repo, [1.0] * 5)
+    out = tmp_path / "r.json"
+    res = cmd_bisect(
+        repo, tmp_path, shas[0], "--json", str(out), "--max-runs-per-commit", "20", metric=metric
+    )
+    assert res.returncode in (3, 5), res.stderr
+    advice = " ".join(json.loads(out.read_text())["advice"])
+    assert ("interpreter start-up and imports included" in advice) is hinted
+    assert ("--metric stdout" in advice) is hinted
+    assert ("interpreter start-up" in res.stdout) is hinted
+
+
 def test_threshold_factor_above_the_regression_means_no_bisect(tmp_path):
     repo = tmp_path / "proj"
     shas = make_history(repo, [1.0] * 3 + [1.3] * 3)
