@@ -86,10 +86,10 @@ class Policy:
     # blocks (docs/policy.md)
     second_chance: int = 3
     # the first confirmation rejects a commit early once its runs favour "no change" over this
-    # share of the good-to-bad change (judge_confirm): the commit a bisect names carries at
-    # least a third of the change with up to three slowdowns in the range; with 1.0 (the whole
-    # change) a commit carrying exactly half, where two equal changes meet the midpoint cut,
-    # was rejected half the time and the careful pass then ended at no commit
+    # share of the good-to-bad change (judge_confirm): the commit a bisect names carries all of
+    # the change when the range holds one, at least half with two slowdowns; with 1.0 (the
+    # whole change) a commit carrying exactly half, where two equal changes meet the midpoint
+    # cut, was rejected half the time and the careful pass then ended at no commit
     # (tests/test_session.py::test_a_step_at_the_midpoint_of_two_changes_leads_to_one_of_them)
     early_reject_share: float = 1 / 3
     budget: Budget = Budget()
@@ -489,8 +489,8 @@ def judge_confirm(
     own runs, which must number min_confirm_runs on each side first.
 
     `span` (0: not used): a lower bound on the whole change from good to bad. The commit a
-    bisect names carries all of it when the range holds one change, and at least a third of
-    it when it holds up to three slowdowns (the change that crosses the midpoint cut). With
+    bisect names (the change that crosses the midpoint cut) carries all of it when the range
+    holds one change, and at least half when it holds two slowdowns. With
     it the confirmation also stops early, rejected, when the runs favour "no change" over
     "early_reject_share of the change" by a likelihood ratio of 1/alpha_step (Wald's
     sequential test, as for a step): a misjudged step names a commit that did not change, and
