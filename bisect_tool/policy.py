@@ -472,8 +472,7 @@ def sprt_llr(mean: float, k: int, span: float, scale: Scale, alpha: float) -> fl
     Student's t to the normal quantile, for being estimated from `scale.df` degrees."""
     if span <= 0 or not scale.known or scale.sigma <= 0 or scale.df < 4:
         return None
-    widen = t_quantile(alpha, scale.df) / NormalDist().inv_cdf(1 - alpha)
-    sigma = scale.sigma * widen
+    sigma = scale.sigma * _widen(alpha, scale.df)
     return k * span * mean / sigma**2
 
 
@@ -540,8 +539,13 @@ def part_of_change_llr(w: float, part: float, d: Difference, alpha: float) -> fl
     estimated from d.df degrees), or None when it does not apply."""
     if part <= 0 or d.df < 4 or not d.se > 0:
         return None
-    widen = t_quantile(alpha, d.df) / NormalDist().inv_cdf(1 - alpha)
-    return part * (w - part / 2) / (d.se * widen) ** 2
+    return part * (w - part / 2) / (d.se * _widen(alpha, d.df)) ** 2
+
+
+def _widen(alpha: float, df: int) -> float:
+    """Student's t over the normal quantile at alpha: how much wider a spread estimated from
+    df degrees of freedom is taken in a sequential likelihood ratio."""
+    return t_quantile(alpha, df) / NormalDist().inv_cdf(1 - alpha)
 
 
 def _pct(log_ratio: float) -> str:
