@@ -123,7 +123,7 @@ class Judge:
     def _half_left(self, name: str) -> bool:
         """Is at most half the endpoints' budget spent? Only then is starting over in another
         setting worth it: the runs spent so far still count against the budget."""
-        budget, spent = self._policy(name).budget, self.spent(self.good, self.bad)
+        budget, spent = self.policy_for(name).budget, self.spent(self.good, self.bad)
         return (
             2 * spent.runs <= budget.runs_per_commit
             and 2 * spent.seconds <= budget.seconds_per_commit
@@ -131,11 +131,11 @@ class Judge:
 
     # -- numbers for the policy ----------------------------------------------------------------
 
-    def _counted(self, name: str) -> bool:
+    def counted(self, name: str) -> bool:
         return is_deterministic(self.units.get(name, ""))
 
-    def _policy(self, name: str) -> pol.Policy:
-        return self.policy.counted() if self._counted(name) else self.policy
+    def policy_for(self, name: str) -> pol.Policy:
+        return self.policy.counted() if self.counted(name) else self.policy
 
     def values(self, sha: str, name: str) -> list[float]:
         runs = self.m.runs(sha, name)
@@ -202,7 +202,7 @@ class Judge:
         two gaps: the bisect then ends at one of the two changes, and attribution finds the
         other. Returns a note, or None when the pair is not on such a plateau (the usual
         misjudged step: at good's or bad's level). docs/policy.md, "A plateau"."""
-        if self.cut_offset(name) is not None or self._counted(name):
+        if self.cut_offset(name) is not None or self.counted(name):
             return None
         scale = self.scale(name)
         sides = [self.logs(sha, name) for sha in (self.good, parent, culprit, self.bad)]
@@ -224,14 +224,18 @@ class Judge:
             if gap - q * se < thr:
                 return None
         off = level / 2 if level >= span - level else (level + span) / 2
-        self.cut_at[name] = off
-        for key in [k for k in self.blocks if k[1] == name]:
-            del self.blocks[key]  # their u were taken against the old cut
+        self.move_cut(name, off)
         where = "between good and them" if level >= span - level else "between them and bad"
         return (
             f"{culprit[:10]} and its parent {parent[:10]} sit at one level between good and "
             f"bad, apart from both: a change on each side; bisected again with the cut {where}"
         )
+
+    def move_cut(self, name: str, offset: float) -> None:
+        """Cut `offset` beyond good (toward bad) for this benchmark from now on."""
+        self.cut_at[name] = offset
+        for key in [k for k in self.blocks if k[1] == name]:
+            del self.blocks[key]  # their u were taken against the old cut
 
     def cut_value(self, name: str) -> float:
         """The cut in the benchmark's own unit, for reports and plots."""
@@ -259,7 +263,7 @@ class Judge:
             s.name for s in specs if s.kind != "command" and is_deterministic(s.unit)
         )
         start = {(sha, n): len(self.m.runs(sha, n)) for sha in (self.good, self.bad) for n in names}
-        first = min(self._policy(n).min_reference_runs for n in names) if names else 0
+        first = min(self.policy_for(n).min_reference_runs for n in names) if names else 0
         for k in range(1, first + 1):
             order = (self.good, self.bad) if k % 2 else (self.bad, self.good)
             for sha in order:
@@ -280,7 +284,7 @@ class Judge:
                 j = pol.judge_endpoints(
                     self.difference(n, g, b, fresh_g, fresh_b),
                     self.threshold(n),
-                    self._policy(n),
+                    self.policy_for(n),
                     self.spent(self.good, self.bad),
                     spec.worse_is_higher,
                     # a count that never varies gains nothing from measuring to the budget
@@ -307,7 +311,7 @@ class Judge:
                 )
                 for _ in range(more):
                     flip = not flip
-                    if all(self._counted(n) for n in todo) and any(
+                    if all(self.counted(n) for n in todo) and any(
                         len(self.m.runs(self.good, n)) < 2 for n in todo
                     ):
                         self.m.add(self.good, todo, 1)  # a repeat shows the count's spread
@@ -478,7 +482,7 @@ class Judge:
         # machine favours neither side, which runs taken during the bisect cannot promise
         # (a count that repeats has no drift: its earlier runs count too, plus a fresh one)
         start = {
-            (sha, n): 0 if self._counted(n) else len(self.m.runs(sha, n))
+            (sha, n): 0 if self.counted(n) else len(self.m.runs(sha, n))
             for sha in (parent, culprit)
             for n in names
         }
@@ -486,7 +490,7 @@ class Judge:
         fresh = 0
         while todo:
             order = (parent, culprit) if fresh % 2 == 0 else (culprit, parent)
-            if fresh == 0 and all(self._counted(n) for n in todo):
+            if fresh == 0 and all(self.counted(n) for n in todo):
                 # a count: a second run of the culprit confirms it, the parent's runs count
                 order = tuple(
                     sha for sha in order if sha == culprit or not self.m.runs(sha, todo[0])
@@ -499,17 +503,17 @@ class Judge:
                     todo.remove(n)
                     continue
                 spent = self.spent(parent, culprit, since=since)
-                if not (pol.is_look(fresh) or pol.budget_spent(self._policy(n), spent)):
+                if not (pol.is_look(fresh) or pol.budget_spent(self.policy_for(n), spent)):
                     continue  # the error rate is spent per look: look at 1-6 pairs, then +25%
                 par = self.logs_from(parent, n, start[(parent, n)])
                 cul = self.logs_from(culprit, n, start[(culprit, n)])
                 j = pol.judge_confirm(
                     self.difference(n, par, cul, par, cul),
                     self.threshold(n),
-                    self._policy(n),
+                    self.policy_for(n),
                     spent,
                     self.worse_high.get(n, True),
-                    self.span_bound(n) if early_reject and not self._counted(n) else 0.0,
+                    self.span_bound(n) if early_reject and not self.counted(n) else 0.0,
                 )
                 if j.decision is not Decision.MORE:
                     todo.remove(n)

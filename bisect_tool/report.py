@@ -17,6 +17,8 @@ from .judge import THREADS
 from .session import BenchmarkOutcome, CheckResult, Event, SessionResult
 from .stats import Verdict
 
+_ROLE_ROW = {"good": "good", "bad": "bad", "parent": "confirmation", "merge base": "confirmation"}
+
 
 def format_event(event: Event, verbose: int = 0) -> str | None:
     """One progress line for the terminal, or None when the event is not worth a line."""
@@ -117,7 +119,7 @@ def runs_lines(result: SessionResult) -> list[str]:
     for sha, n in acc.runs.items():
         rec = result.commits.get(sha)
         role = rec.role if rec else "step"
-        key = {"good": "good", "bad": "bad", "parent": "confirmation"}.get(role, "steps")
+        key = _ROLE_ROW.get(role, "steps")
         roles[key] += n
     where = ", ".join(f"{k} {v}" for k, v in roles.items() if v)
     per = sorted(acc.runs.values())

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from . import parallel
+from . import merge_check, parallel
 from .attribution import attribute
 from .check import CheckResult, check_commit
 from .errors import (
@@ -226,6 +226,8 @@ class Session:
         self.started = 0.0
         self.answer: tuple[int, float] | None = None  # runs and seconds to the first culprits
         self.one_thread = False  # switched to one thread per library (threads.py)
+        # benchmark -> parents of a merge that added no change of its own (merge_check.py)
+        self.branch_merges: dict[str, tuple[str, ...]] = {}
 
     def emit(self, kind: str, message: str, **data: object) -> None:
         self.on_event(Event(kind, message, dict(data)))
@@ -537,7 +539,12 @@ class Session:
                 f"parent; bisected again with at least {runs} runs at every step"
             )
             parents = self.commits[o.culprit].info.parents
-            moved = parents and judge.move_cut_off_plateau(o.spec.name, o.culprit, parents[0])
+            branches = self.branch_merges.pop(o.spec.name, None)
+            moved = (
+                merge_check.cut_below_branches(judge, o.spec.name, branches)
+                if branches
+                else parents and judge.move_cut_off_plateau(o.spec.name, o.culprit, parents[0])
+            )
             if moved:
                 o.notes.append(moved)
                 o.cut = judge.cut_value(o.spec.name)
@@ -603,3 +610,31 @@ class Session:
             for out in group:
                 oks = verdicts[out.spec.name]
                 out.confirmed = len(oks) == len(parents) and all(oks)
+            self._check_merge(judge, culprit, parents, [o for o in group if o.confirmed])
+
+    def _check_merge(
+        self, judge: Judge, merge: str, parents: Sequence[str], group: list[BenchmarkOutcome]
+    ) -> None:
+        """A merge confirmed against both parents: is the change its own, or did each branch
+        bring part of it (merge_check.py)? Not its own: not confirmed, and the careful pass
+        cuts below the branches."""
+        base = self.repo.merge_base(*parents) if len(parents) == 2 and group else None
+        if base is None or base in parents:
+            return
+        self.record(base, "merge base")
+        found = merge_check.check_own_change(
+            judge, merge, parents, base, [o.spec.name for o in group]
+        )
+        for out in group:
+            own = found.get(out.spec.name)
+            line = (
+                merge_check.describe(merge, own)
+                if own
+                else f"the merge base {base[:10]} could not be measured: the merge's own change "
+                "is not known"
+            )
+            out.notes.append(line)
+            self.emit("confirm", f"{out.spec.name}: {line}")
+            if own and own.judgement.decision is not Decision.CONFIRMED:
+                out.confirmed = False
+                self.branch_merges[out.spec.name] = tuple(parents)

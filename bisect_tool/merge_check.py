@@ -1,0 +1,163 @@
+"""A merge named as the culprit: is the change its own, or did both branches bring it?
+
+Two branches that each carry a slowdown, merged: the merge M is worse than its first parent
+P1 by the second branch's change and worse than P2 by the first's, so it passes "worse than
+every parent" while it changes nothing itself. A bisect names it when both parents sit near
+the cut (two equal changes put them at its midpoint) and are judged good. Its own change is
+the part its parents' branches do not explain; on the log scale, with B their merge base,
+
+    own = (M - P1) - (P2 - B) = M - P1 - P2 + B,
+
+which is the merge's change for a merge that changes the code itself (its branches unchanged
+from B) and 0 for the two branches above. A merge is confirmed only if `own` is, too
+(policy.judge_confirm on this contrast: worse by more than 0 at alpha_confirm); shown below
+the threshold, it is rejected, and the careful pass cuts between good and the branches, so
+that the bisect ends at a commit on one of them (docs/policy.md, "Two merged branches").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import policy as pol
+from .judge import PAIRED_FROM, Judge
+from .policy import Decision, Difference, Judgement, Scale
+
+
+@dataclass(frozen=True)
+class OwnChange:
+    """The merge's own change for one benchmark: the verdict, and the ratio with its 95%
+    interval (on the benchmark's scale: exp of the log contrast, or the difference)."""
+
+    judgement: Judgement
+    ratio: float
+    low: float
+    high: float
+    runs: int  # fresh runs of each of the four commits
+
+
+def contrast(
+    m: Sequence[float], p1: Sequence[float], p2: Sequence[float], b: Sequence[float], scale: Scale
+) -> Difference:
+    """own = M - P1 - P2 + B from the four commits' runs, unpaired, on the runs' `scale`."""
+    groups = (m, p1, p2, b)
+    signs = (1, -1, -1, 1)
+    diff = sum(sign * pol.location(xs, scale) for sign, xs in zip(signs, groups, strict=True))
+    se = scale.sigma * math.sqrt(sum(1 / len(xs) for xs in groups))
+    return Difference(diff, se, scale.df, min(len(xs) for xs in groups), scale.sigma)
+
+
+def round_contrast(rounds: Sequence[Sequence[float]]) -> Difference | None:
+    """own from the rounds measured back to back (M, P1, P2, B each), one value a round: a
+    burst of load that hits a whole round cancels out. None before the rounds' own spread is
+    known well enough (PAIRED_FROM rounds, 4 degrees of freedom)."""
+    if len(rounds) < PAIRED_FROM:
+        return None
+    v = [m - p1 - p2 + b for m, p1, p2, b in rounds]
+    scale = pol.pooled_scale([v])
+    if not scale.known or scale.df < 4:
+        return None
+    return pol.paired(v, scale)
+
+
+def check_own_change(
+    judge: Judge, merge: str, parents: Sequence[str], base: str, names: Sequence[str]
+) -> dict[str, OwnChange]:
+    """Measure the merge, its two parents and their merge base in rounds (alternating order)
+    until each benchmark decides whether the merge's own change is worse than nothing
+    (CONFIRMED), within the threshold (REJECTED), or the budget runs out (UNCLEAR). Only the
+    check's own runs count, as in Judge.confirm (a count's earlier runs count too)."""
+    shas = (merge, parents[0], parents[1], base)
+    todo = [n for n in names if not any(judge.m.error(s, n) for s in shas)]
+    start = {(s, n): 0 if judge.counted(n) else len(judge.m.runs(s, n)) for s in shas for n in todo}
+    since = judge.snapshot(*shas)
+    found: dict[str, OwnChange] = {}
+    rounds = 0
+    while todo:
+        order = shas if rounds % 2 == 0 else shas[::-1]
+        for sha in order:
+            judge.m.add(sha, todo, 1)
+        rounds += 1
+        for n in list(todo):
+            if any(judge.m.error(s, n) for s in shas):
+                todo.remove(n)
+                continue
+            spent = judge.spent(*shas, since=since)
+            policy = judge.policy_for(n)
+            if not (pol.is_look(rounds) or pol.budget_spent(policy, spent)):
+                continue
+            runs = [judge.logs_from(s, n, start[(s, n)]) for s in shas]
+            k = min(len(r) for r in runs)
+            d = round_contrast([tuple(r[i] for r in runs) for i in range(k)])
+            if d is None:
+                d = contrast(*runs, scale=_wider(judge.scale(n), runs))
+            j = pol.judge_confirm(
+                d, judge.threshold(n), policy, spent, judge.worse_high.get(n, True)
+            )
+            if j.decision is not Decision.MORE:
+                todo.remove(n)
+                found[n] = _own(j, d, judge.log_scale.get(n, True), k)
+    return found
+
+
+def _wider(scale: Scale, runs: Sequence[Sequence[float]]) -> Scale:
+    """The session's noise, or these runs' own spread when it is larger (Judge.difference)."""
+    local = pol.pooled_scale(runs)
+    if local.known and scale.known and local.sigma > scale.sigma:
+        return Scale(local.sigma, scale.df)
+    return scale
+
+
+def _own(j: Judgement, d: Difference, log_scale: bool, runs: int) -> OwnChange:
+    q = pol.t_quantile(0.025, d.df) if d.df >= 1 else math.inf
+    lo, hi = d.diff - q * d.se, d.diff + q * d.se
+    if log_scale:
+        return OwnChange(j, math.exp(d.diff), _exp(lo), _exp(hi), runs)
+    return OwnChange(j, d.diff, lo, hi, runs)
+
+
+def _exp(x: float) -> float:
+    return math.exp(min(max(x, -700.0), 700.0)) if math.isfinite(x) else math.nan
+
+
+def describe(merge: str, own: OwnChange) -> str:
+    """One line for the report and the event log."""
+    what = {
+        Decision.CONFIRMED: "changes the benchmark itself",
+        Decision.REJECTED: "adds no change of its own: each merged branch carries part of it",
+    }.get(own.judgement.decision, "cannot be told apart from what its branches brought")
+    return (
+        f"the merge {merge[:10]} {what} (its own change {own.ratio:.3f}x "
+        f"[{own.low:.3f}, {own.high:.3f}] beyond its parents' branches, {own.runs} runs of "
+        "each of the merge, its parents and their merge base)"
+    )
+
+
+def cut_below_branches(judge: Judge, name: str, parents: Sequence[str]) -> str | None:
+    """After a merge was rejected as adding no change of its own: when both parents sit
+    apart from good by more than the threshold, the careful pass cuts halfway between good
+    and the nearer of them. The commits that brought each branch's change then cross the cut
+    while the merge's parents are above it, so the bisect ends on one of the branches and
+    attribution finds the other. None (the cut stays) when that is not shown."""
+    if judge.cut_offset(name) is not None or judge.counted(name):
+        return None
+    scale = judge.scale(name)
+    good = judge.logs(judge.good, name)
+    sides = [judge.logs(p, name) for p in parents]
+    if not scale.known or len(good) < 2 or any(len(v) < 2 for v in sides):
+        return None
+    sign = 1.0 if judge.worse_high.get(name, True) else -1.0
+    g = pol.location(good, scale)
+    levels = [sign * (pol.location(v, scale) - g) for v in sides]
+    q = pol.t_quantile(judge.policy.alpha_step, scale.df)
+    thr = judge.threshold(name)
+    for level, v in zip(levels, sides, strict=True):
+        if level - q * scale.sigma * math.sqrt(1 / len(v) + 1 / len(good)) < thr:
+            return None
+    judge.move_cut(name, min(levels) / 2)
+    return (
+        "both parents of the merge sit apart from good: bisected again with the cut "
+        "between good and them, to find the commit on either branch"
+    )

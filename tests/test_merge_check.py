@@ -1,0 +1,122 @@
+"""A merge named as the culprit: confirmed only if the change is its own (merge_check.py).
+
+Real git histories with merges, the real session and git bisect; the timings come from files in
+the worktree (cost.txt, times every factor-*.txt), with seeded noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from bisect_tool import merge_check
+from bisect_tool.policy import Decision, Scale
+from bisect_tool.runners import Batch
+from tests.test_session import BENCH, FakeRunner, cost_file, run_session
+
+
+class FactorRunner(FakeRunner):
+    """cost.txt times the number in each factor-*.txt of the worktree: two branches can each
+    carry a change, and their merge carries both. The first measurement of each commit in
+    `liars` looks like good (a misjudged step)."""
+
+    def __init__(self, liars: Sequence[str] = (), **kw) -> None:
+        super().__init__(**kw)
+        self.liars = set(liars)
+
+    def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
+        lying = commit in self.liars and commit not in self.commits_measured()
+        batch = super().measure(worktree, commit, names, rounds)
+        factor = math.prod(float(f.read_text()) for f in worktree.glob("factor-*.txt"))
+        batch.samples = {
+            n: [v if lying else v * factor for v in vals] for n, vals in batch.samples.items()
+        }
+        return batch
+
+
+def two_branches(factory, evil: float | None = None):
+    """main, then branches a and b from one fork point; a gets commit "a: slower" (2x) and b
+    "b: slower" (2x), then b is merged into a. With `evil`, the branches change nothing and
+    the merge itself multiplies the cost by `evil`. Returns repo, good, bad, the two change
+    commits (none with `evil`), the merge and the two branch tips."""
+    repo = factory([("initial", {"cost.txt": cost_file({BENCH: 1.0}), "m.txt": "0\n"})])
+    good = repo.commit("main 1", {"m.txt": "1\n"})
+    repo.branch("b")
+    repo.branch("a", "main")
+    a_change = repo.commit("a: slower", {"factor-a.txt": "1.0" if evil else "2.0"})
+    a_tip = repo.commit("a: notes", {"a.txt": "1\n"})
+    repo.checkout("b")
+    b_change = repo.commit("b: slower", {"factor-b.txt": "1.0" if evil else "2.0"})
+    b_tip = repo.commit("b: notes", {"b.txt": "1\n"})
+    repo.checkout("a")
+    if evil:
+        repo.git("merge", "--quiet", "--no-ff", "--no-commit", "b")
+        (repo.path / "factor-merge.txt").write_text(f"{evil}\n")
+        repo.git("add", "factor-merge.txt")
+        repo.git("commit", "--quiet", "-m", "Merge b, tuned")
+        merge = repo.rev()
+    else:
+        merge = repo.merge("b")
+    bad = repo.commit("after the merge", {"m.txt": "2\n"})
+    changes = [] if evil else [a_change, b_change]
+    return repo, good, bad, changes, merge, [a_tip, b_tip]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_merge_of_two_branches_that_each_changed_is_not_the_culprit(git_repo_factory, seed):
+    """Each branch carries a 2x change and their merge carries both: the merge is 2x worse than
+    each parent, yet changes nothing itself. Steps on both branches misjudged as good make the
+    first bisect name the merge; it must not be confirmed, and the bisect then ends at the
+    commit on one branch, confirmed (with attribution, both)."""
+    repo, good, bad, changes, merge, tips = two_branches(git_repo_factory)
+    runner = FactorRunner(liars=tips, noise=0.02, seed=seed)
+    result = run_session(repo, runner, good, bad)
+    (out,) = result.bisected
+    assert any(f"the merge {merge[:10]} adds no change of its own" in n for n in out.notes)
+    assert out.culprit in changes and out.confirmed
+    assert out.waterfall is not None
+    named = {c.sha for c in out.waterfall.changes if c.confirmed}
+    assert named == set(changes)  # attribution finds the other branch's change
+
+
+def test_a_merge_that_changes_the_code_itself_is_still_the_culprit(git_repo_factory):
+    """An 'evil' merge: the branches change nothing, the merge commit itself makes it 2x."""
+    repo, good, bad, _, merge, _ = two_branches(git_repo_factory, evil=2.0)
+    result = run_session(repo, FactorRunner(noise=0.02, seed=3), good, bad)
+    (out,) = result.bisected
+    assert out.culprit == merge and out.confirmed
+    assert any(f"the merge {merge[:10]} changes the benchmark itself" in n for n in out.notes)
+
+
+# -- the pure parts ----------------------------------------------------------------------------
+
+
+def test_the_contrast_is_the_merges_own_change() -> None:
+    scale = Scale(0.05, 40)
+    base, p1, p2 = [0.0, 0.01, -0.01], [0.7, 0.69, 0.71], [0.4, 0.41, 0.39]
+    both = [0.7 + 0.4 + x for x in (0.0, 0.01, -0.01)]  # each branch's change, nothing more
+    own = merge_check.contrast(both, p1, p2, base, scale)
+    assert abs(own.diff) < 1e-9
+    assert own.se == pytest.approx(0.05 * math.sqrt(4 / 3))
+    evil = [x + 0.3 for x in both]
+    assert merge_check.contrast(evil, p1, p2, base, scale).diff == pytest.approx(0.3)
+
+
+def test_rounds_pair_only_once_their_spread_is_known() -> None:
+    row = (1.1, 0.7, 0.4, 0.0)
+    assert merge_check.round_contrast([row] * 5) is None
+    noisy = [tuple(x + 0.01 * ((i * 7 + j) % 5 - 2) for j, x in enumerate(row)) for i in range(8)]
+    d = merge_check.round_contrast(noisy)
+    assert d is not None and d.paired and d.n == 8
+    assert abs(d.diff) < 0.05
+
+
+def test_the_description_names_the_verdict() -> None:
+    from bisect_tool.policy import Judgement
+
+    own = merge_check.OwnChange(Judgement(Decision.REJECTED, "x"), 1.01, 0.9, 1.1, 4)
+    line = merge_check.describe("0123456789abcdef", own)
+    assert "0123456789 adds no change of its own" in line and "1.010x [0.900, 1.100]" in line
