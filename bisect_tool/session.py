@@ -226,8 +226,8 @@ class Session:
         self.started = 0.0
         self.answer: tuple[int, float] | None = None  # runs and seconds to the first culprits
         self.one_thread = False  # switched to one thread per library (threads.py)
-        # benchmark -> parents of a merge that added no change of its own (merge_check.py)
-        self.branch_merges: dict[str, tuple[str, ...]] = {}
+        # (benchmark, merge) -> the parents of a merge that added no change of its own
+        self.branch_merges: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def emit(self, kind: str, message: str, **data: object) -> None:
         self.on_event(Event(kind, message, dict(data)))
@@ -539,7 +539,7 @@ class Session:
                 f"parent; bisected again with at least {runs} runs at every step"
             )
             parents = self.commits[o.culprit].info.parents
-            branches = self.branch_merges.pop(o.spec.name, None)
+            branches = self.branch_merges.pop((o.spec.name, o.culprit), None)
             moved = (
                 merge_check.cut_below_branches(judge, o.spec.name, branches)
                 if branches
@@ -637,4 +637,4 @@ class Session:
             self.emit("confirm", f"{out.spec.name}: {line}")
             if own and own.judgement.decision is not Decision.CONFIRMED:
                 out.confirmed = False
-                self.branch_merges[out.spec.name] = tuple(parents)
+                self.branch_merges[(out.spec.name, merge)] = tuple(parents)
