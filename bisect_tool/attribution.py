@@ -367,7 +367,7 @@ class Attribution:
         repo = self.s.repo
         inside = [p for p in parents if p == low or repo.is_ancestor(low, p)]
         if not inside or len(inside) == len(parents):
-            self.s.confirm_all(sub, [seg_out])
+            self.s.confirmations.confirm_all(sub, [seg_out])
             return []
         parent = inside[0]
         self.s.record(parent, "parent")

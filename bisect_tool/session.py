@@ -15,9 +15,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from . import merge_check, parallel
+from . import parallel
 from .attribution import attribute
 from .check import CheckResult, check_commit
+from .confirmation import Confirmations
 from .errors import (
     EXIT_CULPRIT,
     EXIT_INCONCLUSIVE,
@@ -226,8 +227,7 @@ class Session:
         self.started = 0.0
         self.answer: tuple[int, float] | None = None  # runs and seconds to the first culprits
         self.one_thread = False  # switched to one thread per library (threads.py)
-        # (benchmark, merge) -> the parents of a merge that added no change of its own
-        self.branch_merges: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.confirmations = Confirmations(self)
 
     def emit(self, kind: str, message: str, **data: object) -> None:
         self.on_event(Event(kind, message, dict(data)))
@@ -286,7 +286,7 @@ class Session:
                     self.bisect_one(judge, wt, o, names)
 
             def finish(judge: Judge) -> None:
-                self.confirm_all(judge, regressed, early_reject=True)
+                self.confirmations.confirm_all(judge, regressed, early_reject=True)
                 self.retry_unconfirmed(judge, wt, regressed)
                 self._note_answer(judge, regressed)
                 attribute(self, judge, wt, regressed)
@@ -538,13 +538,7 @@ class Session:
                 f"the first bisect named {o.culprit[:10]}, which did not confirm against its "
                 f"parent; bisected again with at least {runs} runs at every step"
             )
-            parents = self.commits[o.culprit].info.parents
-            branches = self.branch_merges.pop((o.spec.name, o.culprit), None)
-            moved = (
-                merge_check.cut_below_branches(judge, o.spec.name, branches)
-                if branches
-                else parents and judge.move_cut_off_plateau(o.spec.name, o.culprit, parents[0])
-            )
+            moved = self.confirmations.cut_for_retry(judge, o.spec.name, o.culprit)
             if moved:
                 o.notes.append(moved)
                 o.cut = judge.cut_value(o.spec.name)
@@ -557,84 +551,4 @@ class Session:
             o.culprit, o.candidates, o.steps = None, [], []
             o.confirmation, o.confirmed = None, False
             self.bisect_one(judge, wt, o, names, min_runs=runs, careful=True, also_good=also_good)
-        self.confirm_all(judge, retry)
-
-    def confirm_all(
-        self, judge: Judge, outcomes: Sequence[BenchmarkOutcome], early_reject: bool = False
-    ) -> None:
-        """Confirm each culprit; benchmarks blaming the same commit share the measurements.
-
-        A merge is a culprit only if it is worse than all of its parents; worse than the first
-        parent alone means the change came in on the merged branch, where a misjudged step hid
-        the real commit. `early_reject` (the first pass only: a second, careful pass follows a
-        rejection): a commit that carries no part of the change is rejected as soon as the
-        runs show it (Judge.confirm)."""
-        by_culprit: dict[str, list[BenchmarkOutcome]] = {}
-        for out in outcomes:
-            if out.culprit:
-                by_culprit.setdefault(out.culprit, []).append(out)
-        for culprit, group in by_culprit.items():
-            self.rounds += 1
-            parents = self.commits[culprit].info.parents
-            if not parents:
-                for out in group:
-                    out.notes.append("culprit is a root commit: nothing to confirm against")
-                continue
-            verdicts: dict[str, list[bool]] = {o.spec.name: [] for o in group}
-            for i, parent in enumerate(parents):
-                self.record(parent, "parent")
-                found = judge.confirm(culprit, parent, [o.spec.name for o in group], early_reject)
-                for out in group:
-                    name = out.spec.name
-                    if name not in found:
-                        out.notes.append("confirmation could not measure the culprit or its parent")
-                        continue
-                    j, comp = found[name]
-                    ok = j.decision is Decision.CONFIRMED
-                    verdicts[name].append(ok)
-                    if i == 0:
-                        out.confirmation = comp
-                    elif not ok:
-                        out.notes.append(
-                            f"the merge {culprit[:10]} is not worse than its parent "
-                            f"{parent[:10]}: the change came in on that branch"
-                        )
-                    word = "confirmed" if ok else f"NOT confirmed ({j.decision.value})"
-                    self.emit(
-                        "confirm",
-                        f"{name}: culprit {culprit[:10]} {word} against its parent "
-                        f"{parent[:10]}: {comp.ratio:.3f}x [{comp.ci_low:.3f}, "
-                        f"{comp.ci_high:.3f}], p={comp.p_value:.2g}, "
-                        f"{comp.n_base}+{comp.n_other} runs",
-                    )
-            for out in group:
-                oks = verdicts[out.spec.name]
-                out.confirmed = len(oks) == len(parents) and all(oks)
-            self._check_merge(judge, culprit, parents, [o for o in group if o.confirmed])
-
-    def _check_merge(
-        self, judge: Judge, merge: str, parents: Sequence[str], group: list[BenchmarkOutcome]
-    ) -> None:
-        """A merge confirmed against both parents: is the change its own, or did each branch
-        bring part of it (merge_check.py)? Not its own: not confirmed, and the careful pass
-        cuts below the branches."""
-        base = self.repo.merge_base(*parents) if len(parents) == 2 and group else None
-        if base is None or base in parents:
-            return
-        self.record(base, "merge base")
-        found = merge_check.check_own_change(
-            judge, merge, parents, base, [o.spec.name for o in group]
-        )
-        for out in group:
-            own = found.get(out.spec.name)
-            line = (
-                merge_check.describe(merge, own)
-                if own
-                else f"the merge base {base[:10]} could not be measured: the merge's own change "
-                "is not known"
-            )
-            out.notes.append(line)
-            self.emit("confirm", f"{out.spec.name}: {line}")
-            if own and own.judgement.decision is not Decision.CONFIRMED:
-                out.confirmed = False
-                self.branch_merges[(out.spec.name, merge)] = tuple(parents)
+        self.confirmations.confirm_all(judge, retry)

@@ -50,7 +50,15 @@ def timed(owner: Any, attr: str, label: str, describe: Callable[..., str] | None
 
 
 def instrument() -> None:
-    from bisect_tool import attribution, builds, dask_pool, parallel, parallel_cli, session
+    from bisect_tool import (
+        attribution,
+        builds,
+        confirmation,
+        dask_pool,
+        parallel,
+        parallel_cli,
+        session,
+    )
 
     timed(dask_pool.Pool, "start", "cluster start")
     timed(dask_pool.Pool, "close", "cleanup (pool.close)")
@@ -59,7 +67,7 @@ def instrument() -> None:
     timed(parallel, "_judge_all", "round", lambda lanes, picks, *a: f"{len(picks)} picks")
     timed(session.Session, "bisect_one", "serial bisect")
     timed(session.Session, "_endpoints", "endpoints (session)")
-    timed(session.Session, "confirm_all", "confirmation")
+    timed(confirmation.Confirmations, "confirm_all", "confirmation")
     timed(session.Session, "retry_unconfirmed", "retry unconfirmed")
     timed(attribution, "attribute", "attribution")
     session.attribute = attribution.attribute  # type: ignore[attr-defined]
