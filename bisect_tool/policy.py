@@ -266,10 +266,19 @@ def next_increment(runs: int) -> int:
 
 
 def within_cap(runs: int, policy: Policy, spent: Spent) -> int:
-    """An increment that does not take the commit past the per-commit cap on runs (at least
-    one run: the caller asks only while the budget is not spent). Growing by half without
-    it took a cap of 30 to 42 runs, and the default 500 to 711."""
-    return max(1, min(runs, policy.budget.runs_per_commit - spent.runs))
+    """An increment that does not take the commit past the per-commit cap on runs, nor (at
+    the seconds a run has taken so far) past its seconds or the session's (at least one run:
+    the caller asks only while the budget is not spent). Growing by half without the cap took
+    a cap of 30 runs to 42, the default 500 to 711, and a budget of 60 s to up to 90 s."""
+    b = policy.budget
+    cap = min(runs, b.runs_per_commit - spent.runs)
+    per_run = spent.seconds / spent.runs if spent.runs and spent.seconds > 0 else 0.0
+    if per_run > 0:
+        left = b.seconds_per_commit - spent.seconds
+        if b.seconds_total is not None:
+            left = min(left, b.seconds_total - spent.seconds_total)
+        cap = min(cap, math.ceil(left / per_run))
+    return max(1, cap)
 
 
 # -- the three questions -----------------------------------------------------------------------

@@ -275,3 +275,15 @@ def test_tests_measured_one_run_at_a_time_look_at_growing_intervals():
     # unless the budget is spent: then it decides on what it has
     spent = Spent(runs=Policy().budget.runs_per_commit)
     assert pol.judge_paired([0.3] * 7, scale, 0.01, Policy(), spent).decision is Decision.BAD
+
+
+def test_an_increment_stays_within_the_seconds_left_at_the_commit_and_in_the_session():
+    spent = Spent(runs=40, seconds=48.0, seconds_total=100.0)  # 1.2 s a run so far
+    per_commit = Policy(budget=Budget(seconds_per_commit=60.0))
+    assert pol.within_cap(20, per_commit, spent) == 10  # 12 s left: ceil(12 / 1.2)
+    session = Policy(budget=Budget(seconds_per_commit=600.0, seconds_total=106.0))
+    assert pol.within_cap(20, session, spent) == 5  # 6 s left in the session
+    runs = Policy(budget=Budget(seconds_per_commit=600.0, runs_per_commit=45))
+    assert pol.within_cap(20, runs, spent) == 5
+    assert pol.within_cap(20, Policy(), Spent(runs=40, seconds=0.0)) == 20  # no clock: runs
+    assert pol.within_cap(20, per_commit, Spent(runs=40, seconds=59.9)) == 1  # at least one
