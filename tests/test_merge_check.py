@@ -15,7 +15,7 @@ import pytest
 from bisect_tool import merge_check
 from bisect_tool.policy import Decision, Scale
 from bisect_tool.runners import Batch
-from tests.test_session import BENCH, FakeRunner, cost_file, run_session
+from test_session import BENCH, FakeRunner, cost_file, run_session
 
 
 class FactorRunner(FakeRunner):
