@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from test_session import BENCH, FakeRunner, cost_file, run_session
 
 from bisect_tool import merge_check
 from bisect_tool.policy import Decision, Scale
 from bisect_tool.runners import Batch
-from test_session import BENCH, FakeRunner, cost_file, run_session
 
 
 class FactorRunner(FakeRunner):
