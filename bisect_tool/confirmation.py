@@ -49,6 +49,8 @@ class Confirmations:
             if out.culprit:
                 by_culprit.setdefault(out.culprit, []).append(out)
         for culprit, group in by_culprit.items():
+            for out in group:  # what an earlier confirmation of this merge left is spent
+                self.branch_merges.pop((out.spec.name, culprit), None)
             self.s.rounds += 1
             parents = self.s.commits[culprit].info.parents
             if not parents:
@@ -85,10 +87,16 @@ class Confirmations:
             for out in group:
                 oks = verdicts[out.spec.name]
                 out.confirmed = len(oks) == len(parents) and all(oks)
-            self._check_merge(judge, culprit, parents, [o for o in group if o.confirmed])
+            confirmed = [o for o in group if o.confirmed]
+            self._check_merge(judge, culprit, parents, confirmed, early_reject)
 
     def _check_merge(
-        self, judge: Judge, merge: str, parents: Sequence[str], group: list[BenchmarkOutcome]
+        self,
+        judge: Judge,
+        merge: str,
+        parents: Sequence[str],
+        group: list[BenchmarkOutcome],
+        early_reject: bool,
     ) -> None:
         """A merge confirmed against both parents: is the change its own, or did each branch
         bring part of it (merge_check.py)? Not its own: not confirmed, and the careful pass
@@ -98,15 +106,15 @@ class Confirmations:
             return
         self.s.record(base, "merge base")
         found = merge_check.check_own_change(
-            judge, merge, parents, base, [o.spec.name for o in group]
+            judge, merge, parents, base, [o.spec.name for o in group], early_reject
         )
         for out in group:
             own = found.get(out.spec.name)
             line = (
                 merge_check.describe(merge, own)
                 if own
-                else f"the merge base {base[:10]} could not be measured: the merge's own change "
-                "is not known"
+                else f"the merge, its parents or their merge base {base[:10]} could not be "
+                "measured: the merge's own change is not known"
             )
             out.notes.append(line)
             self.s.emit("confirm", f"{out.spec.name}: {line}")

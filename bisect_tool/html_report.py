@@ -42,7 +42,7 @@ _STYLE: dict[str, tuple[str, str]] = {
     "culprit": ("#CC0000", "culprit"),
     "skip": ("#999999", "skip / unclear"),
     "parent": ("#0072B2", "culprit's parent"),
-    "other": ("#BBBBBB", "measured for another benchmark"),
+    "other": ("#BBBBBB", "measured on the way (another benchmark's step, a merge base)"),
 }
 
 

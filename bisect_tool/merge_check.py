@@ -36,6 +36,7 @@ class OwnChange:
     low: float
     high: float
     runs: int  # fresh runs of each of the four commits
+    log_scale: bool = True  # False: ratio, low and high are differences in the unit
 
 
 def contrast(
@@ -63,42 +64,56 @@ def round_contrast(rounds: Sequence[Sequence[float]]) -> Difference | None:
 
 
 def check_own_change(
-    judge: Judge, merge: str, parents: Sequence[str], base: str, names: Sequence[str]
+    judge: Judge,
+    merge: str,
+    parents: Sequence[str],
+    base: str,
+    names: Sequence[str],
+    early_reject: bool = False,
 ) -> dict[str, OwnChange]:
     """Measure the merge, its two parents and their merge base in rounds (alternating order)
     until each benchmark decides whether the merge's own change is worse than nothing
     (CONFIRMED), within the threshold (REJECTED), or the budget runs out (UNCLEAR). Only the
-    check's own runs count, as in Judge.confirm (a count's earlier runs count too)."""
+    check's own runs count, as in Judge.confirm (a count's earlier runs count too).
+    `early_reject` (the first confirmation only): an own change of nothing is also rejected as
+    soon as the runs favour it over a third of the good-to-bad change (Judge.confirm's early
+    rejection), which two branches that each brought half the change show within a few
+    rounds, where "within the threshold" takes hundreds of runs at 25% noise per run."""
     shas = (merge, parents[0], parents[1], base)
     todo = [n for n in names if not any(judge.m.error(s, n) for s in shas)]
     start = {(s, n): 0 if judge.counted(n) else len(judge.m.runs(s, n)) for s in shas for n in todo}
     since = judge.snapshot(*shas)
+    rows: dict[str, list[tuple[float, ...]]] = {n: [] for n in todo}  # one per whole round
     found: dict[str, OwnChange] = {}
     rounds = 0
     while todo:
-        order = shas if rounds % 2 == 0 else shas[::-1]
-        for sha in order:
+        before = {(s, n): len(judge.m.runs(s, n)) for s in shas for n in todo}
+        for sha in shas if rounds % 2 == 0 else shas[::-1]:
             judge.m.add(sha, todo, 1)
         rounds += 1
         for n in list(todo):
             if any(judge.m.error(s, n) for s in shas):
                 todo.remove(n)
                 continue
+            if all(len(judge.m.runs(s, n)) == before[(s, n)] + 1 for s in shas):
+                rows[n].append(tuple(judge.logs_from(s, n, before[(s, n)])[0] for s in shas))
             spent = judge.spent(*shas, since=since)
             policy = judge.policy_for(n)
             if not (pol.is_look(rounds) or pol.budget_spent(policy, spent)):
                 continue
             runs = [judge.logs_from(s, n, start[(s, n)]) for s in shas]
-            k = min(len(r) for r in runs)
-            d = round_contrast([tuple(r[i] for r in runs) for i in range(k)])
-            if d is None:
-                d = contrast(*runs, scale=_wider(judge.scale(n), runs))
+            if not all(runs):  # no run of some commit yet (a run that failed and left none)
+                if pol.budget_spent(policy, spent):
+                    todo.remove(n)
+                continue
+            d = round_contrast(rows[n]) or contrast(*runs, scale=_wider(judge.scale(n), runs))
+            span = judge.span_bound(n) if early_reject and not judge.counted(n) else 0.0
             j = pol.judge_confirm(
-                d, judge.threshold(n), policy, spent, judge.worse_high.get(n, True)
+                d, judge.threshold(n), policy, spent, judge.worse_high.get(n, True), span
             )
             if j.decision is not Decision.MORE:
                 todo.remove(n)
-                found[n] = _own(j, d, judge.log_scale.get(n, True), k)
+                found[n] = _own(j, d, judge.log_scale.get(n, True), min(len(r) for r in runs))
     return found
 
 
@@ -115,7 +130,7 @@ def _own(j: Judgement, d: Difference, log_scale: bool, runs: int) -> OwnChange:
     lo, hi = d.diff - q * d.se, d.diff + q * d.se
     if log_scale:
         return OwnChange(j, math.exp(d.diff), _exp(lo), _exp(hi), runs)
-    return OwnChange(j, d.diff, lo, hi, runs)
+    return OwnChange(j, d.diff, lo, hi, runs, log_scale=False)
 
 
 def _exp(x: float) -> float:
@@ -128,10 +143,11 @@ def describe(merge: str, own: OwnChange) -> str:
         Decision.CONFIRMED: "changes the benchmark itself",
         Decision.REJECTED: "adds no change of its own: each merged branch carries part of it",
     }.get(own.judgement.decision, "cannot be told apart from what its branches brought")
+    fmt, x = (".3f", "x") if own.log_scale else (".3g", "")  # a ratio, or a difference
     return (
-        f"the merge {merge[:10]} {what} (its own change {own.ratio:.3f}x "
-        f"[{own.low:.3f}, {own.high:.3f}] beyond its parents' branches, {own.runs} runs of "
-        "each of the merge, its parents and their merge base)"
+        f"the merge {merge[:10]} {what} (its own change {own.ratio:{fmt}}{x} "
+        f"[{own.low:{fmt}}, {own.high:{fmt}}] beyond its parents' branches, {own.runs} runs "
+        "of each of the merge, its parents and their merge base)"
     )
 
 
@@ -141,7 +157,7 @@ def cut_below_branches(judge: Judge, name: str, parents: Sequence[str]) -> str |
     and the nearer of them. The commits that brought each branch's change then cross the cut
     while the merge's parents are above it, so the bisect ends on one of the branches and
     attribution finds the other. None (the cut stays) when that is not shown."""
-    if judge.cut_offset(name) is not None or judge.counted(name):
+    if judge.cut_offset(name) is not None:
         return None
     scale = judge.scale(name)
     good = judge.logs(judge.good, name)

@@ -265,18 +265,19 @@ def next_increment(runs: int) -> int:
     return 1 if runs < 4 else max(1, runs // 2)
 
 
-def within_cap(runs: int, policy: Policy, spent: Spent) -> int:
+def within_cap(runs: int, policy: Policy, spent: Spent, commits: int = 1) -> int:
     """An increment that does not take the commit past the per-commit cap on runs, nor (at
-    the seconds a run has taken so far) past its seconds or the session's (at least one run:
-    the caller asks only while the budget is not spent). Growing by half without the cap took
-    a cap of 30 runs to 42, the default 500 to 711, and a budget of 60 s to up to 90 s."""
+    the seconds a run has taken so far) past its seconds or the session's, which `commits`
+    commits measured with this increment share (at least one run: the caller asks only while
+    the budget is not spent). Growing by half without the cap took a cap of 30 runs to 42,
+    the default 500 to 711, and a budget of 60 s to up to 90 s."""
     b = policy.budget
     cap = min(runs, b.runs_per_commit - spent.runs)
     per_run = spent.seconds / spent.runs if spent.runs and spent.seconds > 0 else 0.0
     if per_run > 0:
         left = b.seconds_per_commit - spent.seconds
         if b.seconds_total is not None:
-            left = min(left, b.seconds_total - spent.seconds_total)
+            left = min(left, (b.seconds_total - spent.seconds_total) / max(1, commits))
         cap = min(cap, math.ceil(left / per_run))
     return max(1, cap)
 
@@ -361,7 +362,7 @@ def judge_endpoints(
         Decision.MORE,
         f"endpoints not decided yet ({_pct(diff)}, noise {_pct(d.sigma)} per {kind})",
         z,
-        more_runs=within_cap(next_increment(d.n), policy, spent),
+        more_runs=within_cap(next_increment(d.n), policy, spent, commits=2),
         **est,
     )
 

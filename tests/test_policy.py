@@ -287,3 +287,5 @@ def test_an_increment_stays_within_the_seconds_left_at_the_commit_and_in_the_ses
     assert pol.within_cap(20, runs, spent) == 5
     assert pol.within_cap(20, Policy(), Spent(runs=40, seconds=0.0)) == 20  # no clock: runs
     assert pol.within_cap(20, per_commit, Spent(runs=40, seconds=59.9)) == 1  # at least one
+    # the endpoints: one increment at good and at bad shares the session's 6 s left
+    assert pol.within_cap(20, session, spent, commits=2) == 3  # ceil(3 / 1.2)
