@@ -540,13 +540,17 @@ class Judge:
             scale = pol.pooled_scale([v])
             if scale.known and scale.df >= 4:
                 return pol.paired(v, scale)
+        return pol.unpaired(base, other, self.wider_scale(name, [base_pairs, other_pairs]))
+
+    def wider_scale(self, name: str, groups: Sequence[Sequence[float]]) -> Scale:
+        """The session's pooled noise, or these runs' own spread when it is larger: a burst of
+        load that hit some of these runs and not others shows there, while the session's
+        pooled noise knows nothing of it."""
         scale = self.scale(name)
-        # the pairs' own spread, when it is larger: a burst of load that hit some of these runs
-        # and not others shows there, while the session's pooled noise knows nothing of it
-        local = pol.pooled_scale([base_pairs, other_pairs])
+        local = pol.pooled_scale(groups)
         if local.known and scale.known and local.sigma > scale.sigma:
-            scale = Scale(local.sigma, scale.df)
-        return pol.unpaired(base, other, scale)
+            return Scale(local.sigma, scale.df)
+        return scale
 
     def logs_from(self, sha: str, name: str, start: int) -> list[float]:
         vals = self.m.runs(sha, name)[start:]

@@ -106,7 +106,7 @@ def check_own_change(
                 if pol.budget_spent(policy, spent):
                     todo.remove(n)
                 continue
-            d = round_contrast(rows[n]) or contrast(*runs, scale=_wider(judge.scale(n), runs))
+            d = round_contrast(rows[n]) or contrast(*runs, scale=judge.wider_scale(n, runs))
             span = judge.span_bound(n) if early_reject and not judge.counted(n) else 0.0
             j = pol.judge_confirm(
                 d, judge.threshold(n), policy, spent, judge.worse_high.get(n, True), span
@@ -115,14 +115,6 @@ def check_own_change(
                 todo.remove(n)
                 found[n] = _own(j, d, judge.log_scale.get(n, True), min(len(r) for r in runs))
     return found
-
-
-def _wider(scale: Scale, runs: Sequence[Sequence[float]]) -> Scale:
-    """The session's noise, or these runs' own spread when it is larger (Judge.difference)."""
-    local = pol.pooled_scale(runs)
-    if local.known and scale.known and local.sigma > scale.sigma:
-        return Scale(local.sigma, scale.df)
-    return scale
 
 
 def _own(j: Judgement, d: Difference, log_scale: bool, runs: int) -> OwnChange:
