@@ -21,7 +21,8 @@ class Confirmations:
 
     def __init__(self, session: Session) -> None:
         self.s = session
-        # (benchmark, merge) -> the parents of a merge that added no change of its own
+        # (benchmark, merge) -> the parents of a merge that added no change of its own (but
+        # their merge base: an octopus merge's parent that did not move since the fork)
         self.branch_merges: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def cut_for_retry(self, judge: Judge, name: str, culprit: str) -> str | None:
@@ -98,11 +99,12 @@ class Confirmations:
         group: list[BenchmarkOutcome],
         early_reject: bool,
     ) -> None:
-        """A merge confirmed against both parents: is the change its own, or did each branch
-        bring part of it (merge_check.py)? Not its own: not confirmed, and the careful pass
-        cuts below the branches."""
-        base = self.s.repo.merge_base(*parents) if len(parents) == 2 and group else None
-        if base is None or base in parents:
+        """A merge confirmed against every parent: is the change its own, or did its branches
+        each bring part of it (merge_check.py)? Not its own: not confirmed, and the careful
+        pass cuts below the branches."""
+        base = self.s.repo.merge_base(*parents) if len(parents) >= 2 and group else None
+        # base == a parent of a two-parent merge: own = M - the other parent, the confirmation
+        if base is None or len(merge_check.terms(merge, parents, base)) <= 2:
             return
         self.s.record(base, "merge base")
         found = merge_check.check_own_change(
@@ -120,4 +122,4 @@ class Confirmations:
             self.s.emit("confirm", f"{out.spec.name}: {line}")
             if own and own.judgement.decision is not Decision.CONFIRMED:
                 out.confirmed = False
-                self.branch_merges[(out.spec.name, merge)] = tuple(parents)
+                self.branch_merges[(out.spec.name, merge)] = tuple(p for p in parents if p != base)

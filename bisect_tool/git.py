@@ -191,9 +191,11 @@ class GitRepo:
             dag[sha] = tuple(parents)
         return dag
 
-    def merge_base(self, a: str, b: str) -> str | None:
+    def merge_base(self, *shas: str) -> str | None:
+        """The best common ancestor of the commits (of all of them at once for three or more:
+        `git merge-base --octopus`), or None."""
         try:
-            out = self.repo.git.merge_base(a, b)
+            out = self.repo.git.merge_base(*(["--octopus"] if len(shas) > 2 else []), *shas)
         except GitCommandError:
             return None  # no common ancestor
         return out.strip() or None

@@ -1,4 +1,4 @@
-"""A merge named as the culprit: is the change its own, or did both branches bring it?
+"""A merge named as the culprit: is the change its own, or did its branches bring it?
 
 Two branches that each carry a slowdown, merged: the merge M is worse than its first parent
 P1 by the second branch's change and worse than P2 by the first's, so it passes "worse than
@@ -9,7 +9,12 @@ the part its parents' branches do not explain; on the log scale, with B their me
     own = (M - P1) - (P2 - B) = M - P1 - P2 + B,
 
 which is the merge's change for a merge that changes the code itself (its branches unchanged
-from B) and 0 for the two branches above. A merge is confirmed only if `own` is, too
+from B) and 0 for the two branches above. For an octopus merge of k parents, with B the merge
+base of all of them (`git merge-base --octopus`), it is the same sum:
+
+    own = M - (P1 + ... + Pk) + (k-1) B.
+
+A merge is confirmed only if `own` is, too
 (policy.judge_confirm on this contrast: worse by more than 0 at alpha_confirm); shown below
 the threshold, it is rejected, and the careful pass cuts between good and the branches, so
 that the bisect ends at a commit on one of them (docs/policy.md, "Two merged branches").
@@ -35,28 +40,38 @@ class OwnChange:
     ratio: float
     low: float
     high: float
-    runs: int  # fresh runs of each of the four commits
+    runs: int  # fresh runs of each of the merge, its parents and their merge base
     log_scale: bool = True  # False: ratio, low and high are differences in the unit
 
 
-def contrast(
-    m: Sequence[float], p1: Sequence[float], p2: Sequence[float], b: Sequence[float], scale: Scale
-) -> Difference:
-    """own = M - P1 - P2 + B from the four commits' runs, unpaired, on the runs' `scale`."""
-    groups = (m, p1, p2, b)
-    signs = (1, -1, -1, 1)
+def terms(merge: str, parents: Sequence[str], base: str) -> list[tuple[str, int]]:
+    """The commits of own = M - (P1 + ... + Pk) + (k-1) B with their weights; a commit that is
+    both a parent and the base (a branch that did not move since the others forked) once,
+    with the weights added, and left out at weight 0."""
+    weights: dict[str, int] = {merge: 1}
+    for sha in parents:
+        weights[sha] = weights.get(sha, 0) - 1
+    weights[base] = weights.get(base, 0) + len(parents) - 1
+    return [(sha, w) for sha, w in weights.items() if w]
+
+
+def contrast(groups: Sequence[Sequence[float]], signs: Sequence[int], scale: Scale) -> Difference:
+    """own = the weighted sum of the commits' locations (`terms`), from their runs, unpaired,
+    on the runs' `scale`."""
     diff = sum(sign * pol.location(xs, scale) for sign, xs in zip(signs, groups, strict=True))
-    se = scale.sigma * math.sqrt(sum(1 / len(xs) for xs in groups))
+    se = scale.sigma * math.sqrt(
+        sum(sign * sign / len(xs) for sign, xs in zip(signs, groups, strict=True))
+    )
     return Difference(diff, se, scale.df, min(len(xs) for xs in groups), scale.sigma)
 
 
-def round_contrast(rounds: Sequence[Sequence[float]]) -> Difference | None:
-    """own from the rounds measured back to back (M, P1, P2, B each), one value a round: a
-    burst of load that hits a whole round cancels out. None before the rounds' own spread is
-    known well enough (PAIRED_FROM rounds, 4 degrees of freedom)."""
+def round_contrast(rounds: Sequence[Sequence[float]], signs: Sequence[int]) -> Difference | None:
+    """own from the rounds measured back to back (one run of each commit of `terms`), one
+    value a round: a burst of load that hits a whole round cancels out. None before the
+    rounds' own spread is known well enough (PAIRED_FROM rounds, 4 degrees of freedom)."""
     if len(rounds) < PAIRED_FROM:
         return None
-    v = [m - p1 - p2 + b for m, p1, p2, b in rounds]
+    v = [sum(w * x for w, x in zip(signs, row, strict=True)) for row in rounds]
     scale = pol.pooled_scale([v])
     if not scale.known or scale.df < 4:
         return None
@@ -71,7 +86,7 @@ def check_own_change(
     names: Sequence[str],
     early_reject: bool = False,
 ) -> dict[str, OwnChange]:
-    """Measure the merge, its two parents and their merge base in rounds (alternating order)
+    """Measure the merge, its parents and their merge base in rounds (alternating order)
     until each benchmark decides whether the merge's own change is worse than nothing
     (CONFIRMED), within the threshold (REJECTED), or the budget runs out (UNCLEAR). Only the
     check's own runs count, as in Judge.confirm (a count's earlier runs count too).
@@ -79,7 +94,7 @@ def check_own_change(
     soon as the runs favour it over a third of the good-to-bad change (Judge.confirm's early
     rejection), which two branches that each brought half the change show within a few
     rounds, where "within the threshold" takes hundreds of runs at 25% noise per run."""
-    shas = (merge, parents[0], parents[1], base)
+    shas, signs = zip(*terms(merge, parents, base), strict=True)
     todo = [n for n in names if not any(judge.m.error(s, n) for s in shas)]
     start = {(s, n): 0 if judge.counted(n) else len(judge.m.runs(s, n)) for s in shas for n in todo}
     since = judge.snapshot(*shas)
@@ -106,7 +121,9 @@ def check_own_change(
                 if pol.budget_spent(policy, spent):
                     todo.remove(n)
                 continue
-            d = round_contrast(rows[n]) or contrast(*runs, scale=judge.wider_scale(n, runs))
+            d = round_contrast(rows[n], signs) or contrast(
+                runs, signs, scale=judge.wider_scale(n, runs)
+            )
             span = judge.span_bound(n) if early_reject and not judge.counted(n) else 0.0
             j = pol.judge_confirm(
                 d, judge.threshold(n), policy, spent, judge.worse_high.get(n, True), span
@@ -144,11 +161,13 @@ def describe(merge: str, own: OwnChange) -> str:
 
 
 def cut_below_branches(judge: Judge, name: str, parents: Sequence[str]) -> str | None:
-    """After a merge was rejected as adding no change of its own: when both parents sit
-    apart from good by more than the threshold, the careful pass cuts halfway between good
-    and the nearer of them. The commits that brought each branch's change then cross the cut
-    while the merge's parents are above it, so the bisect ends on one of the branches and
-    attribution finds the other. None (the cut stays) when that is not shown."""
+    """After a merge was rejected as adding no change of its own: when two or more of its
+    parents sit apart from good by more than the threshold (both, for a merge of two), the
+    careful pass cuts halfway between good and the nearer of them. The commits that brought
+    each branch's change then cross the cut while the merge's parents are above it, so the
+    bisect ends on one of the branches and attribution finds the others. None (the cut stays)
+    when that is not shown. A parent shown no further from good than that (an octopus merge's
+    line that changed nothing) is left out."""
     if judge.cut_offset(name) is not None:
         return None
     scale = judge.scale(name)
@@ -158,14 +177,17 @@ def cut_below_branches(judge: Judge, name: str, parents: Sequence[str]) -> str |
         return None
     sign = 1.0 if judge.worse_high.get(name, True) else -1.0
     g = pol.location(good, scale)
-    levels = [sign * (pol.location(v, scale) - g) for v in sides]
     q = pol.t_quantile(judge.policy.alpha_step, scale.df)
     thr = judge.threshold(name)
-    for level, v in zip(levels, sides, strict=True):
-        if level - q * scale.sigma * math.sqrt(1 / len(v) + 1 / len(good)) < thr:
-            return None
-    judge.move_cut(name, min(levels) / 2)
+    apart = [
+        level
+        for level, v in ((sign * (pol.location(v, scale) - g), v) for v in sides)
+        if level - q * scale.sigma * math.sqrt(1 / len(v) + 1 / len(good)) >= thr
+    ]
+    if len(apart) < 2:
+        return None
+    judge.move_cut(name, min(apart) / 2)
     return (
-        "both parents of the merge sit apart from good: bisected again with the cut "
-        "between good and them, to find the commit on either branch"
+        f"{len(apart)} parents of the merge sit apart from good: bisected again with the cut "
+        "between good and them, to find the commit on one of the branches"
     )

@@ -186,8 +186,10 @@ class SimRepo:
             if len(self.h.parents[int(sha, 16) - 1]) > 1
         ]
 
-    def merge_base(self, a: str, b: str) -> str | None:
-        common = self.h.anc[int(a, 16) - 1] & self.h.anc[int(b, 16) - 1]
+    def merge_base(self, *shas: str) -> str | None:
+        common = -1
+        for sha in shas:
+            common &= self.h.anc[int(sha, 16) - 1]
         return sha_of(common.bit_length() - 1) if common else None  # the newest common one
 
     def commits_between(self, good: str, bad: str) -> list[str]:
