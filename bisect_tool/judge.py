@@ -98,6 +98,8 @@ class Judge:
         self.on_noisy: Callable[[str, float], bool] | None = None
         self.one_thread = False  # the runs are taken with one thread per library (threads.py)
         self.cut_at: dict[str, float] = {}  # benchmark -> a cut moved off a plateau, beyond good
+        # (sha, benchmark) -> runs and blocks a careful pass leaves out of that step's verdict
+        self.step_from: dict[tuple[str, str], tuple[int, int]] = {}
 
     def warn_if_noisy(self, name: str, min_runs: int = 2, may_switch: bool = False) -> bool:
         """Tell the user once, while measuring, when a benchmark's endpoints are very noisy.
@@ -322,6 +324,19 @@ class Judge:
 
     # -- one step ------------------------------------------------------------------------------
 
+    def forget_steps(self, names: Sequence[str]) -> None:
+        """Before a careful pass: the runs and blocks every commit has so far (but good and
+        bad) no longer count toward its step verdicts. The pass exists because some step was
+        misjudged on its runs; judged on the same runs again, it would go the same way."""
+        for sha in self.m.account.runs:
+            if sha in (self.good, self.bad):
+                continue
+            for n in names:
+                self.step_from[(sha, n)] = (
+                    len(self.m.runs(sha, n)),
+                    len(self.blocks.get((sha, n), [])),
+                )
+
     def step(
         self, sha: str, name: str, shared: Sequence[str], min_runs: int, runs_cap: int = 0
     ) -> tuple[Verdict, str]:
@@ -331,7 +346,8 @@ class Judge:
         commit that takes long to decide, or any commit on a noisy machine, is then measured
         in blocks (good, commit, bad back to back) and judged on the blocks alone, so a burst
         of load or a drift of the machine hits both sides alike. `runs_cap` replaces the
-        per-commit cap on runs (a second chance, session.py)."""
+        per-commit cap on runs (a second chance, session.py). After `forget_steps`, only the
+        runs and blocks taken since count (`min_runs` of them first)."""
         policy = self.policy.with_run_cap(runs_cap) if runs_cap else self.policy
         total = policy.budget.seconds_total
         if (
@@ -340,7 +356,9 @@ class Judge:
             and not self.m.runs(sha, name)
         ):
             return Verdict.SKIP, f"not measured: the total budget ({total:g} s) is spent"
-        self.m.ensure_runs(sha, shared, max(1, min_runs))
+        skip_runs, skip_blocks = self.step_from.get((sha, name), (0, 0))
+        ahead = max((self.step_from.get((sha, n), (0, 0))[0] for n in shared), default=0)
+        self.m.ensure_runs(sha, shared, ahead + max(1, min_runs))
         rounds = 0
         paired = False
         while True:
@@ -350,7 +368,7 @@ class Judge:
             spent = self.spent(sha)
             if paired:
                 j = pol.judge_paired(
-                    self.blocks[(sha, name)],
+                    self.blocks[(sha, name)][skip_blocks:],
                     self.block_scale(name),
                     policy.alpha_step,
                     policy,
@@ -359,7 +377,7 @@ class Judge:
                 )
             else:
                 j = pol.judge_step(
-                    self.logs(sha, name),
+                    self.logs(sha, name)[skip_runs:],
                     self.logs(self.good, name),
                     self.logs(self.bad, name),
                     self.scale(name),

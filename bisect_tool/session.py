@@ -525,13 +525,15 @@ class Session:
         also_good: Sequence[str] = (),
     ) -> None:
         """A culprit that fails confirmation usually means one step was misjudged on too few
-        runs. Bisect once more with more runs at every step (those already taken count), then
-        confirm again."""
+        runs. Bisect once more with more runs at every step, each judged on runs taken in this
+        pass (the runs that misled the first pass would mislead it again), then confirm
+        again."""
         retry = [o for o in outcomes if o.culprit and not o.confirmed]
         if not retry:
             return
         names = [o.spec.name for o in retry]
         runs = self.opt.policy.careful_step_runs
+        judge.forget_steps(names)  # each step of the careful pass on runs of its own
         for o in retry:
             assert o.culprit is not None
             o.notes.append(

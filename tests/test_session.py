@@ -651,6 +651,47 @@ def test_a_misjudged_step_is_recovered_after_the_confirmation_fails(git_repo_fac
     assert result.exit_code == EXIT_CULPRIT
 
 
+class BurstOnFirstRuns(FakeRunner):
+    """A burst of load during the first `until` runs of the session, on the commits in `hit`:
+    their first run 10x, the next two 2x, so the first pass takes three runs at each and
+    judges it bad on them."""
+
+    def __init__(self, hit: Sequence[str], until: int, **kw) -> None:
+        super().__init__(**kw)
+        self.hit = set(hit)
+        self.until = until
+
+    def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
+        seen = sum(c.rounds for c in self.calls if c.commit == commit)
+        burst = self.runs < self.until and commit in self.hit
+        batch = super().measure(worktree, commit, names, rounds)
+        if burst:
+            factors = [
+                10.0 if seen + i == 0 else 2.0 if seen + i < 3 else 1.0 for i in range(rounds)
+            ]
+            batch.samples = {
+                n: [x * f for x, f in zip(v, factors, strict=True)]
+                for n, v in batch.samples.items()
+            }
+        return batch
+
+
+def test_the_careful_pass_judges_each_step_on_runs_of_its_own(git_repo_factory):
+    """A burst of load hit the first three runs of every commit before the change, so the
+    first pass judged each step there bad on three runs and named the first commit, which
+    did not confirm. The careful pass must not judge those steps on the same three runs
+    again (it would name the same commit, and end without a culprit): it measures each step
+    afresh, and finds the culprit."""
+    repo = linear_history(git_repo_factory, 16, {12: {BENCH: 2.0}})
+    runner = BurstOnFirstRuns(repo.shas[1:12], until=25, noise=0.02, seed=4)
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
+    (out,) = result.bisected
+    (note,) = [n for n in out.notes if "bisected again" in n]
+    assert note.startswith(f"the first bisect named {repo.shas[1][:10]}")  # the premise
+    assert out.culprit == repo.shas[12] and out.confirmed
+    assert result.exit_code == EXIT_CULPRIT
+
+
 def test_a_commit_without_the_change_is_rejected_in_a_few_runs(git_repo_factory):
     """The first pass names a commit whose level is its parent's (the lying step was called
     good): showing it within 5% of its parent at 8% noise per run took about 65 runs a side;
