@@ -357,6 +357,12 @@ class Judge:
         ):
             return Verdict.SKIP, f"not measured: the total budget ({total:g} s) is spent"
         skip_runs, skip_blocks = self.step_from.get((sha, name), (0, 0))
+        if (
+            skip_runs
+            and len(self.m.runs(sha, name)) - skip_runs < max(1, min_runs)
+            and pol.budget_spent(policy, self.spent(sha))
+        ):  # its budget holds across both passes, as before
+            return Verdict.SKIP, "not measured again: its budget was spent in the first pass"
         ahead = max((self.step_from.get((sha, n), (0, 0))[0] for n in shared), default=0)
         self.m.ensure_runs(sha, shared, ahead + max(1, min_runs))
         rounds = 0
