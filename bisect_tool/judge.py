@@ -497,7 +497,7 @@ class Judge:
     def confirm(
         self, culprit: str, parent: str, names: Sequence[str], early_reject: bool = False
     ) -> dict[str, tuple[Judgement, Comparison]]:
-        """Culprit and parent, measured alternately (ABBA...) until each benchmark decides.
+        """Culprit and parent, measured alternately (ABAB BABA..., `pol.base_first`) until each benchmark decides.
         `early_reject`: a commit the runs show to carry no part of the change from good to
         bad is rejected as soon as they show it (policy.judge_confirm's `span`)."""
         found: dict[str, tuple[Judgement, Comparison]] = {}
@@ -513,7 +513,7 @@ class Judge:
         since = self.snapshot(parent, culprit)
         fresh = 0
         while todo:
-            order = (parent, culprit) if fresh % 2 == 0 else (culprit, parent)
+            order = (parent, culprit) if pol.base_first(fresh) else (culprit, parent)
             if fresh == 0 and all(self.counted(n) for n in todo):
                 # a count: a second run of the culprit confirms it, the parent's runs count
                 order = tuple(
