@@ -497,7 +497,8 @@ class Judge:
     def confirm(
         self, culprit: str, parent: str, names: Sequence[str], early_reject: bool = False
     ) -> dict[str, tuple[Judgement, Comparison]]:
-        """Culprit and parent, measured alternately (ABAB BABA..., `pol.base_first`) until each benchmark decides.
+        """Culprit and parent, measured alternately (parent first for two pairs, then culprit
+        first for two: `pol.base_first`) until each benchmark decides.
         `early_reject`: a commit the runs show to carry no part of the change from good to
         bad is rejected as soon as they show it (policy.judge_confirm's `span`)."""
         found: dict[str, tuple[Judgement, Comparison]] = {}

@@ -35,6 +35,41 @@ def test_pooled_scale_is_not_blown_up_by_one_burst():
     assert pol.pooled_scale(groups).sigma < 2 * calm
 
 
+def test_a_burst_on_several_runs_is_not_clipped_away():
+    # the simulator's seed 141 (32 commits, 3x, bursts 5%): the culprit named was at its
+    # parent's level, and a 2.75x burst of load began during its confirmation, hitting 3 of
+    # the culprit's 5 runs and 2 of the parent's; clipped to each side's median, those runs
+    # confirmed a 1.8x change between two commits of one level
+    parent = logs([3.03, 3.02, 2.962, 8.003, 8.407])
+    culprit = logs([2.852, 2.997, 8.237, 8.593, 8.811])
+    scale = pol.pooled_scale([parent, culprit])
+    assert scale.sigma > 0.4  # the burst's spread is real: two populations, not an odd run
+    d = pol.unpaired(parent, culprit, scale)
+    assert d.diff == pytest.approx(sum(culprit) / 5 - sum(parent) / 5)  # plain means
+    j = pol.judge_confirm(d, math.log(1.05), Policy(), Spent(runs=10), worse_is_higher=True)
+    assert j.decision is not Decision.CONFIRMED
+
+
+def test_one_odd_run_is_still_clipped():
+    rng = random.Random(5)
+    xs = normal(rng, 1.0, 0.02, 6)
+    plain = sum(xs) / 6
+    xs[2] += math.log(3.0)  # one run under a burst of load
+    scale = Scale(0.02, 50)
+    assert abs(pol.location(xs, scale) - plain) < 0.1 * math.log(3.0) / 6
+    xs[4] += math.log(3.0)  # two of six: a burst that lasted, not an odd run
+    assert pol.location(xs, scale) == pytest.approx(sum(xs) / 6)
+
+
+def test_the_first_two_pairs_never_put_the_other_commits_runs_back_to_back():
+    order = [side for k in range(8) for side in (("b", "o") if pol.base_first(k) else ("o", "b"))]
+    assert "".join(order[:4]) == "bobo"
+    # every 4 pairs the mean position of either side is the same: a steady drift cancels
+    base = [i for i, s in enumerate(order) if s == "b"]
+    other = [i for i, s in enumerate(order) if s == "o"]
+    assert sum(base) == sum(other)
+
+
 def test_pooled_scale_needs_two_runs_somewhere():
     assert not pol.pooled_scale([[0.1], [0.2]]).known
 

@@ -692,6 +692,48 @@ def test_the_careful_pass_judges_each_step_on_runs_of_its_own(git_repo_factory):
     assert result.exit_code == EXIT_CULPRIT
 
 
+class LieThenBurst(FakeRunner):
+    """The first run of `liar` looks like good (a misjudged step), and a 2x burst of load hits
+    the 2nd and 3rd runs after `liar`'s second run, the first run of the confirmation of the
+    commit the bisect then names (`liar`'s child, at `liar`'s level)."""
+
+    def __init__(self, liar: str, **kw) -> None:
+        super().__init__(**kw)
+        self.liar = liar
+        self.burst: range | None = None
+
+    def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
+        seen = sum(c.rounds for c in self.calls if c.commit == self.liar)
+        start = self.runs
+        batch = super().measure(worktree, commit, names, rounds)
+        if commit == self.liar and seen == 0:
+            batch.samples = {n: [1.0] * len(v) for n, v in batch.samples.items()}
+        if commit == self.liar and seen == 1 and self.burst is None:
+            self.burst = range(start + 1, start + 3)
+        factors = [2.0 if self.burst and start + i in self.burst else 1.0 for i in range(rounds)]
+        batch.samples = {
+            n: [x * f for x, f in zip(v, factors, strict=True)] for n, v in batch.samples.items()
+        }
+        return batch
+
+
+def test_a_burst_on_the_confirmations_middle_runs_does_not_confirm(git_repo_factory):
+    """A misjudged step (the culprit's first run looked like good) names the culprit's child,
+    and a burst of load hits the 2nd and 3rd runs of its confirmation. Taken culprit, parent,
+    parent, culprit (ABBA), those were both of the named commit's first two runs, and it was
+    confirmed on 2 + 2 runs at 2x, a wrong culprit at exit 0. Taken parent, culprit, parent,
+    culprit, the burst hits one run of each, the runs disagree, and the named commit is
+    measured on until it is rejected; the careful pass finds the culprit."""
+    repo = linear_history(git_repo_factory, 16, {8: {BENCH: 2.0}})
+    runner = LieThenBurst(repo.shas[8], noise=0.02, seed=3)
+    result = run_session(repo, runner, repo.shas[0], repo.shas[-1])
+    (out,) = result.bisected
+    assert runner.burst is not None  # the premise: the named commit's confirmation was hit
+    assert any(n.startswith(f"the first bisect named {repo.shas[9][:10]}") for n in out.notes)
+    assert out.culprit == repo.shas[8] and out.confirmed
+    assert result.exit_code == EXIT_CULPRIT
+
+
 def test_a_commit_without_the_change_is_rejected_in_a_few_runs(git_repo_factory):
     """The first pass names a commit whose level is its parent's (the lying step was called
     good): showing it within 5% of its parent at 8% noise per run took about 65 runs a side;
