@@ -86,10 +86,10 @@ def check_own_change(
     names: Sequence[str],
     early_reject: bool = False,
 ) -> dict[str, OwnChange]:
-    """Measure the merge, its parents and their merge base in rounds (alternating order)
-    until each benchmark decides whether the merge's own change is worse than nothing
-    (CONFIRMED), within the threshold (REJECTED), or the budget runs out (UNCLEAR). Only the
-    check's own runs count, as in Judge.confirm (a count's earlier runs count too).
+    """Measure the merge, its parents and their merge base in rounds (the order reversed every
+    two rounds) until each benchmark decides whether the merge's own change is worse than
+    nothing (CONFIRMED), within the threshold (REJECTED), or the budget runs out (UNCLEAR).
+    Only the check's own runs count, as in Judge.confirm (a count's earlier runs count too).
     `early_reject` (the first confirmation only): an own change of nothing is also rejected as
     soon as the runs favour it over a third of the good-to-bad change (Judge.confirm's early
     rejection), which two branches that each brought half the change show within a few
@@ -103,7 +103,9 @@ def check_own_change(
     rounds = 0
     while todo:
         before = {(s, n): len(judge.m.runs(s, n)) for s in shas for n in todo}
-        for sha in shas if rounds % 2 == 0 else shas[::-1]:
+        # forward for two rounds, then backward for two (pol.base_first): the merge's runs
+        # are never back to back in the first two rounds, where one burst could hit both
+        for sha in shas if pol.base_first(rounds) else shas[::-1]:
             judge.m.add(sha, todo, 1)
         rounds += 1
         for n in list(todo):
