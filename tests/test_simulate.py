@@ -254,3 +254,19 @@ def test_the_waterfall_takes_a_culprits_ratio_from_all_its_runs_not_the_stopped_
     bias_wf = sum(wf) / len(wf) - truth
     assert bias_conf > 0.03  # the stopped confirmation's lean, which this is about
     assert abs(bias_wf) < 0.5 * bias_conf
+
+
+def test_a_confirmations_reported_interval_is_the_one_its_verdict_was_made_on():
+    # the simulator's full grid, seed 141 (1024 linear 3x, bursts 15%, trial 4): a commit at
+    # its parent's level was confirmed on 6 pairs whose own spread was small by chance, while
+    # the report showed the same runs on the session's noise: "confirmed ... 1.354x [0.901,
+    # 2.035], p=0.072". The verdict's own test at α = 0.0005 one-sided must show a 95%
+    # interval above 1 and a p below 0.0005, whatever that verdict was worth.
+    h = make_history(1024, "linear", random.Random(4021119833), (3.0,))
+    out, result = simulate(h, Noise(sigma=0.15, bursts=0.25), seed=4021119833)
+    confirmed = [o for o in result.bisected if o.confirmed]
+    assert confirmed  # the premise
+    for o in confirmed:
+        assert o.confirmation is not None
+        assert o.confirmation.ci_low > 1.0
+        assert o.confirmation.p_value < 0.0005
