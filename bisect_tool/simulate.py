@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from .errors import MeasurementFailed
 from .git import BisectStep, CommitInfo
 from .policy import Policy
 from .runners import Batch, BenchmarkSpec
-from .session import BisectOptions, Session, SessionResult
+from .session import BisectOptions, Event, Session, SessionResult
 from .store import MeasurementStore
 
 NAME = "sim.time_work"
@@ -250,6 +250,10 @@ class SimRunner:
         self._burst_until = -1.0
         self._calm_until = 0.0
         self._burst_factor = 1.0
+        # (commit index, value of the run, simulated seconds at its end, load factor): every
+        # run, when a caller wants to read a bisect run by run (tools/trace_simulated.py)
+        self.trace: list[tuple[int, float, float, float]] | None = None
+        self._last_load = 1.0
 
     def clock(self) -> float:
         return self.now
@@ -279,12 +283,14 @@ class SimRunner:
                 * self.rng.gauss(0, 1)
                 / math.sqrt(self.rng.gammavariate(nz.tails / 2, 2 / nz.tails))
             )
-        value = level * math.exp(e) * (1 + nz.drift * self.now / 3600) * self._load()
+        load = self._load()
+        value = level * math.exp(e) * (1 + nz.drift * self.now / 3600) * load
         if nz.bimodal and self.rng.random() < nz.bimodal:
             value *= 1 + nz.bimodal_shift
         samples = [value * math.exp(self.rng.gauss(0, nz.within)) for _ in range(nz.per_run)]
         self.now += self.base * value * nz.per_run + 0.2
         self.runs += 1
+        self._last_load = load
         return samples
 
     def measure(self, worktree: Path, commit: str, names: Sequence[str], rounds: int) -> Batch:
@@ -295,7 +301,10 @@ class SimRunner:
         level = self.h.level(i)
         samples: list[float] = []
         for _ in range(rounds):
-            samples.extend(self._one(level))
+            run = self._one(level)
+            samples.extend(run)
+            if self.trace is not None:
+                self.trace.append((i, sorted(run)[len(run) // 2], self.now, self._last_load))
         return Batch(samples={n: list(samples) for n in names})
 
 
@@ -326,9 +335,15 @@ def simulate(
     seed: int,
     policy: Policy | None = None,
     factor: float | None = None,
+    trace: list[tuple[int, float, float, float]] | None = None,
+    on_event: Callable[[Event], None] | None = None,
 ) -> tuple[Outcome, SessionResult]:
+    """One simulated bisect. `trace`: a list that receives every run as (commit index, value,
+    simulated seconds at its end, load factor); `on_event`: the session's events. Neither
+    changes what is drawn."""
     rng = random.Random(seed)
     runner = SimRunner(history, noise, rng)
+    runner.trace = trace
     options = BisectOptions(
         good=sha_of(0),
         bad=sha_of(history.bad),
@@ -336,7 +351,14 @@ def simulate(
         factor=factor,
         policy=policy or Policy(),
     )
-    session = Session(SimRepo(history), runner, MeasurementStore(None), options, clock=runner.clock)
+    session = Session(
+        SimRepo(history),
+        runner,
+        MeasurementStore(None),
+        options,
+        on_event=on_event,
+        clock=runner.clock,
+    )
     result = session.run()
     planted = {sha_of(c) for c, f in history.culprits.items() if f != 1.0}
     named = next((o.culprit for o in result.bisected), None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bisect_tool.git import GitRepo
+from bisect_tool.policy import Policy
 from bisect_tool.simulate import (
     History,
     Noise,
@@ -270,3 +272,29 @@ def test_a_confirmations_reported_interval_is_the_one_its_verdict_was_made_on():
         assert o.confirmation is not None
         assert o.confirmation.ci_low > 1.0
         assert o.confirmation.p_value < 0.0005
+
+
+def test_trace_simulated_replays_one_bisect_of_the_grid_run_by_run():
+    """tools/trace_simulated.py replays the bisect simulate_policy.py ran for a seed, scenario
+    and trial: the same outcome and run count, every run listed with the events between."""
+    tools = Path(__file__).resolve().parent.parent / "tools"
+    sys.path.insert(0, str(tools))
+    try:
+        from simulate_policy import Scenario, run_scenario
+        from trace_simulated import trace
+    finally:
+        sys.path.remove(str(tools))
+    sc = Scenario(32, "linear", (3.0,), "bursts 5% (10% of time)")
+    lines = trace(sc, 141, 1)
+    row = run_scenario((sc, 2, 141, Policy()))  # trials 0 and 1 of the grid
+    runs = [ln for ln in lines if re.match(r"\s*\d+  commit ", ln)]
+    head = lines[0]
+    total = int(re.search(r", (\d+) runs$", head).group(1))
+    assert len(runs) == total
+    assert [int(ln.split()[0]) for ln in runs] == list(range(total))
+    assert any("[confirm]" in ln for ln in lines) and any("[step] commit" in ln for ln in lines)
+    assert "burst" in "\n".join(runs)  # the load factor of this bursty noise is shown
+    first = trace(sc, 141, 0)[0]
+    first_total = int(re.search(r", (\d+) runs$", first).group(1))
+    assert row.max_runs == max(total, first_total)
+    assert row.mean_runs == (total + first_total) / 2
