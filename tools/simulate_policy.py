@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from tabulate import tabulate
 
@@ -33,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from accuracy.scoring import wilson_interval  # noqa: E402
 
 from bisect_tool.policy import Policy  # noqa: E402
-from bisect_tool.simulate import Noise, make_history, simulate  # noqa: E402
+from bisect_tool.session import SessionResult  # noqa: E402
+from bisect_tool.simulate import History, Noise, Outcome, make_history, simulate  # noqa: E402
 
 NOISES: dict[str, Noise] = {
     "quiet 1%": Noise(sigma=0.01),
@@ -98,15 +100,25 @@ class Row:
     false_changes: int = 0  # bisects that reported a change where none was planted
 
 
+def one_bisect(
+    sc: Scenario, seed: int, trial: int, policy: Policy, **hooks: Any
+) -> tuple[int, History, Outcome, SessionResult]:
+    """Trial `trial` of scenario `sc` under the grid's base seed: its own seed (derived from
+    the three, so any one bisect of a grid can be replayed: tools/trace_simulated.py), its
+    history and what the session made of it. `hooks`: simulate()'s trace and on_event."""
+    s = zlib.crc32(f"{seed} {sc.label} {trial}".encode())
+    h = make_history(sc.n, sc.shape, random.Random(s), sc.factors, sc.broken)
+    out, result = simulate(h, NOISES[sc.noise], s, policy, **hooks)
+    return s, h, out, result
+
+
 def run_scenario(args: tuple[Scenario, int, int, Policy]) -> Row:
     sc, trials, seed, policy = args
     right = wrong = none = false = 0
     runs: list[int] = []
     secs: list[float] = []
     for t in range(trials):
-        s = zlib.crc32(f"{seed} {sc.label} {t}".encode())
-        h = make_history(sc.n, sc.shape, random.Random(s), sc.factors, sc.broken)
-        out, _ = simulate(h, NOISES[sc.noise], s, policy)
+        _, _, out, _ = one_bisect(sc, seed, t, policy)
         right += out.right
         wrong += out.wrong_confirmed
         none += not out.confirmed

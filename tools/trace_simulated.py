@@ -14,19 +14,16 @@ careful pass).
 from __future__ import annotations
 
 import argparse
-import random
 import sys
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulate_policy import NOISES, Scenario  # noqa: E402
+from simulate_policy import NOISES, Scenario, one_bisect  # noqa: E402
 
 from bisect_tool.policy import Policy  # noqa: E402
 from bisect_tool.session import Event  # noqa: E402
-from bisect_tool.simulate import make_history, simulate  # noqa: E402
 
 
 def index(sha: str | None) -> int | None:
@@ -35,8 +32,6 @@ def index(sha: str | None) -> int | None:
 
 
 def trace(sc: Scenario, seed: int, trial: int) -> list[str]:
-    s = zlib.crc32(f"{seed} {sc.label} {trial}".encode())
-    h = make_history(sc.n, sc.shape, random.Random(s), sc.factors, sc.broken)
     lines: list[tuple[int, str]] = []  # (runs before it, line)
     runs: list[tuple[int, float, float, float]] = []
 
@@ -50,7 +45,7 @@ def trace(sc: Scenario, seed: int, trial: int) -> list[str]:
             message += f" ({reason})" if reason else ""
         lines.append((len(runs), f"    [{e.kind}] {message}"))
 
-    out, result = simulate(h, NOISES[sc.noise], s, Policy(), trace=runs, on_event=on_event)
+    s, h, out, result = one_bisect(sc, seed, trial, Policy(), trace=runs, on_event=on_event)
     planted = {c: f for c, f in h.culprits.items() if f != 1.0}
     head = [
         f"{sc.label}, trial {trial} (seed {s}): planted {planted}; named {index(out.named)}, "
