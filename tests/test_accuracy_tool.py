@@ -274,7 +274,12 @@ def _result(case: Any, smb: Any, asv: Any = None) -> Any:
 
 
 def _smb(
-    outcome: str, commits: int = 8, samples: int = 100, wall: float = 10.0, runs: Any = None
+    outcome: str,
+    commits: int = 8,
+    samples: int = 100,
+    wall: float = 10.0,
+    runs: Any = None,
+    to_culprit: int | None = None,
 ) -> Any:
     correct, wrong = outcome == "correct", outcome == "wrong+confirmed"
     exit_code = {"no regression": 3, "unconfirmed": 4, "inconclusive": 5, "error": 1}.get(
@@ -283,7 +288,7 @@ def _smb(
     return ToolResult(
         "smbisect", "x", correct, wrong, commits, samples, wall, exit_code, correct or wrong,
         outcome=outcome, runs=samples if runs is None else runs,
-        runs_source="samples" if runs is None else "runs.total",
+        runs_source="samples" if runs is None else "runs.total", runs_to_culprit=to_culprit,
     )  # fmt: skip
 
 
@@ -298,8 +303,8 @@ def test_aggregate_rows() -> None:
     rows = aggregate(
         [
             _result(c256, _smb("correct", 12, 150, 30.0, runs=20)),
-            _result(c32, _smb("correct", 8, 100, 10.0, runs=14), _asv(True, 6, 60.0)),
-            _result(c32b, _smb("wrong+confirmed", 10, 120, 20.0, runs=20), _asv(False, 8, 80.0)),
+            _result(c32, _smb("correct", 8, 100, 10.0, 14, 11), _asv(True, 6, 60.0)),
+            _result(c32b, _smb("wrong+confirmed", 10, 120, 20.0, 20, 16), _asv(False, 8, 80.0)),
         ]
     )
     assert len(rows[0]) == len(HEADERS)
@@ -310,13 +315,14 @@ def test_aggregate_rows() -> None:
         "smb correct": half, "smb wrong+confirmed": half, "smb unconfirmed": "0/2",
         "smb no regression": "0/2", "smb inconclusive": "0/2", "smb error": "0/2",
         "smb commits": "9.0", "smb samples": "110", "smb runs": "17.0",
-        "runs target": "16 missed", "smb wall s": "15.0",
+        "runs target": "16 missed", "smb runs to culprit": "13.5", "smb wall s": "15.0",
         "asv trials": 2, "asv correct": half, "asv first-parent ok": "=", "asv wrong": half,
         "asv commits": "7.0", "asv wall s": "70.0", "ceil(log2 N)": 5,
     }  # fmt: skip
     assert rows[1][:8] == [256, "merges", "3x", "15%", "none", "asv/python", 1, "1/1 [0.21, 1.00]"]
     assert rows[1][15:17] == ["20.0", "22 met"]
-    assert rows[1][18:] == ["-", "-", "-", "-", "-", "-", 8]
+    assert rows[1][17] == "-"  # no runs.to_culprit reported
+    assert rows[1][19:] == ["-", "-", "-", "-", "-", "-", 8]
     table = render_table([_result(c32, _smb("correct", runs=14))])
     assert "smb correct" in table and "ceil(log2 N)" in table and "| 1/1 [0.21, 1.00]" in table
     assert "*" not in table  # runs came from runs.total
@@ -413,7 +419,9 @@ def test_score_smbisect_exit_codes_and_runs() -> None:
     runs = {"total": 17, "per_commit": {"a" * 40: 4, "c" * 40: 6}, "plain_bisect": 5}
     new = score_smbisect({**SMB_JSON, "runs": runs}, 0, "c" * 40, 1.0)
     assert (new.runs, new.runs_source, new.plain_bisect_runs) == (17, "runs.total", 5)
-    assert new.samples == 90
+    assert new.samples == 90 and new.runs_to_culprit is None and old.runs_to_culprit is None
+    confirmed_at = score_smbisect({**SMB_JSON, "runs": {**runs, "to_culprit": 12}}, 0, "c" * 40, 1)
+    assert (confirmed_at.runs, confirmed_at.runs_to_culprit) == (17, 12)
 
 
 def test_jsonl_round_trip_rescores(tmp_path: Path) -> None:

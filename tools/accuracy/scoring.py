@@ -49,6 +49,7 @@ class ToolResult:
     runs: int | None = None  # benchmark processes (smbisect's runs.total, else its samples)
     runs_source: str | None = None  # "runs.total" or "samples" (the fallback)
     plain_bisect_runs: int | None = None  # smbisect's runs.plain_bisect, when reported
+    runs_to_culprit: int | None = None  # smbisect's runs.to_culprit: runs until it was confirmed
     one_thread: bool | None = None  # smbisect's threads.one_thread (switched or --threads one)
 
 
@@ -125,6 +126,7 @@ def score_smbisect(
     total = runs_obj.get("total") if isinstance(runs_obj, dict) else None
     plain = runs_obj.get("plain_bisect") if isinstance(runs_obj, dict) else None
     has_runs = isinstance(total, int) and not isinstance(total, bool)
+    to_culprit = runs_obj.get("to_culprit") if isinstance(runs_obj, dict) else None
     right = named == culprit
     return ToolResult(
         tool="smbisect",
@@ -142,6 +144,7 @@ def score_smbisect(
         runs=total if has_runs else samples,
         runs_source="runs.total" if has_runs else "samples",
         plain_bisect_runs=plain if isinstance(plain, int) else None,
+        runs_to_culprit=to_culprit if isinstance(to_culprit, int) else None,
         one_thread=_one_thread(data),
     )
 
