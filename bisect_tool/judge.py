@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import policy as pol
 from . import threads
@@ -578,7 +578,7 @@ class Judge:
         scale = self.scale(name)
         local = pol.pooled_scale(groups)
         if local.known and scale.known and local.sigma > scale.sigma:
-            return Scale(local.sigma, scale.df)
+            return replace(scale, sigma=local.sigma)
         return scale
 
     def logs_from(self, sha: str, name: str, start: int) -> list[float]:

@@ -141,6 +141,9 @@ class Judgement:
 class Scale:
     sigma: float  # pooled noise per run, in log units
     df: int  # degrees of freedom behind it
+    # where a run is clipped, from its commit's median, in a location: the limit sigma was
+    # computed with (pooled_scale); infinite when not given, then 3.5 sigma
+    clip: float = math.inf
 
     @property
     def known(self) -> bool:
@@ -190,9 +193,13 @@ def pooled_scale(groups: Sequence[Sequence[float]]) -> Scale:
     """The noise per run, pooled over commits: robust first, then a clipped standard deviation.
 
     The robust scale is the median of within-commit successive differences (unbiased for
-    normal noise at any group size). Residuals beyond 3.5 of those are clipped, so one burst of load
-    cannot blow the scale up, but heavy tails still widen it: the estimate is honest about noise
-    that comes often.
+    normal noise at any group size). A commit's runs beyond 3.5 of those from its median are
+    clipped to that limit (when they are odd runs: `_clips`), and the spread is that of the
+    clipped values around their mean, the same values `location` averages with the limit
+    returned here. So one burst of load cannot blow the scale up, but heavy tails still widen
+    it: the estimate is honest about noise that comes often. The result is divided by the
+    share of runs left unclipped, as the standard error of a clipped mean is (Huber's
+    sandwich): clipped runs still move a mean by up to the limit each.
     """
     diffs = []
     df = 0
@@ -207,32 +214,57 @@ def pooled_scale(groups: Sequence[Sequence[float]]) -> Scale:
     if df == 0:
         return Scale(math.nan, 0)
     robust = _median(diffs) / _MAD_PAIR
+    limit = _CLIP * robust
     ss = 0.0
+    runs = clipped = 0
     for g in groups:
         n = len(g)
         if n < 2:
             continue
-        mean = sum(g) / n
-        limit = _CLIP * robust * math.sqrt((n - 1) / n)
-        if n >= 3 and not _clips(g, _median(g), _CLIP * robust):
-            limit = math.inf  # a burst hit several runs: its spread is real (see _clips)
-        ss += sum(min(abs(x - mean), limit) ** 2 for x in g)
-    sigma = math.sqrt(ss / df)
-    return Scale(max(sigma, robust), df)
+        runs += n
+        if n == 2:
+            # two runs: which one is odd cannot be told, and their mean is not clipped, but
+            # one spike must not blow up the session's scale: their residuals (+-d/2) are
+            clip2 = limit * math.sqrt(0.5)
+            ss += 2 * min(abs(g[1] - g[0]) / 2, clip2) ** 2
+            continue
+        w = _clipped(g, limit)
+        if w is not g:
+            med = _median(g)
+            clipped += sum(1 for x in g if abs(x - med) > limit)
+        mean = sum(w) / n
+        ss += sum((x - mean) ** 2 for x in w)
+    sigma = max(math.sqrt(ss / df), robust) / (1 - clipped / runs)
+    return Scale(sigma, df, limit)
+
+
+def _clipped(xs: Sequence[float], limit: float) -> Sequence[float]:
+    """A commit's runs clipped to within `limit` of their median; the runs themselves (the
+    same object) when there are fewer than 3, or when more than odd runs lie beyond it (a
+    burst over several runs: `_clips`)."""
+    if len(xs) < 3 or not math.isfinite(limit):
+        return xs
+    med = _median(xs)
+    if not _clips(xs, med, limit):
+        return xs
+    return [min(max(x, med - limit), med + limit) for x in xs]
 
 
 def location(xs: Sequence[float], scale: Scale) -> float:
-    """Mean of a commit's log values, each clipped to within 3.5 scales of their median; the
-    plain mean when more than one run in five lies beyond that (`_clips`)."""
+    """Mean of a commit's log values, each clipped to within the scale's limit of their median
+    (3.5 robust scales: `pooled_scale`; 3.5 sigma for a scale given without one); the plain
+    mean when more than one run in five lies beyond that (`_clips`). The limit is the one
+    the scale's spread was computed with: clipping at a wider one (3.5 sigma, when sigma is
+    above the robust scale) let a run spiking 1.5-10x move a mean by more than the spread
+    counts, and a confirmation of 87 runs a side called 1.22x p = 0.0003 between commits of
+    one level (the simulator, runs spiking at random: docs/policy.md)."""
     if not xs:
         return math.nan
-    if len(xs) < 3 or not scale.known:
+    if not scale.known:
         return sum(xs) / len(xs)
-    med = _median(xs)
-    lim = _CLIP * scale.sigma
-    if not _clips(xs, med, lim):
-        return sum(xs) / len(xs)
-    return sum(min(max(x, med - lim), med + lim) for x in xs) / len(xs)
+    limit = scale.clip if math.isfinite(scale.clip) else _CLIP * scale.sigma
+    w = _clipped(xs, limit)
+    return sum(w) / len(w)
 
 
 @lru_cache(maxsize=4096)

@@ -218,7 +218,10 @@ class Noise:
     of the time the machine is under a burst of load, which makes runs 1.2-3x slower (bursts
     last `burst_seconds` on average). drift: relative slowdown of the machine per simulated
     hour. within: noise of samples inside one process around the process's own value
-    (correlation within a process), with `per_run` samples per process.
+    (correlation within a process), with `per_run` samples per process. spikes: probability
+    that one run, on its own, is 1.5-10x slower (log-uniform): the odd run that a fresh
+    process of a few milliseconds shows on a shared machine (a scheduler delay, another
+    process's burst, a page-cache miss), independent of its neighbours, unlike `bursts`.
     """
 
     sigma: float = 0.05
@@ -230,6 +233,7 @@ class Noise:
     drift: float = 0.0
     within: float = 0.0
     per_run: int = 1
+    spikes: float = 0.0
 
 
 class SimRunner:
@@ -287,6 +291,8 @@ class SimRunner:
         value = level * math.exp(e) * (1 + nz.drift * self.now / 3600) * load
         if nz.bimodal and self.rng.random() < nz.bimodal:
             value *= 1 + nz.bimodal_shift
+        if nz.spikes and self.rng.random() < nz.spikes:
+            value *= math.exp(self.rng.uniform(math.log(1.5), math.log(10.0)))
         samples = [value * math.exp(self.rng.gauss(0, nz.within)) for _ in range(nz.per_run)]
         self.now += self.base * value * nz.per_run + 0.2
         self.runs += 1
