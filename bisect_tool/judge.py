@@ -137,7 +137,9 @@ class Judge:
         return is_deterministic(self.units.get(name, ""))
 
     def policy_for(self, name: str) -> pol.Policy:
-        return self.policy.counted() if self.counted(name) else self.policy
+        if self.counted(name):
+            return self.policy.counted()
+        return self.policy.for_odd_runs() if self.scale(name).odd else self.policy
 
     def values(self, sha: str, name: str) -> list[float]:
         runs = self.m.runs(sha, name)
@@ -446,6 +448,15 @@ class Judge:
         se = scale.sigma * math.sqrt(1 / len(g) + 1 / len(b))
         return max(0.0, span - pol.t_quantile(self.policy.alpha_step, scale.df) * se)
 
+    def span_estimate(self, name: str) -> float:
+        """The good-to-bad distance (log scale), 0 when unknown. A confirmation whose culprit
+        lies beyond bad by more than it is looking at odd runs (Judge.confirm)."""
+        g, b = self.logs(self.good, name), self.logs(self.bad, name)
+        scale = self.scale(name)
+        if len(g) < 2 or len(b) < 2 or not scale.known:
+            return 0.0
+        return abs(pol.location(b, scale) - pol.location(g, scale))
+
     def block_scale(self, name: str) -> Scale:
         """The spread of u, pooled over every commit measured in blocks; before there are
         enough blocks, the runs' own scale, widened for the three runs that make a u."""
@@ -464,7 +475,9 @@ class Judge:
     def check_drift(self, name: str) -> str | None:
         """Re-measure both endpoints; if one moved, only its fresh runs are used from now."""
         before = {ref: len(self.m.runs(ref, name)) for ref in (self.good, self.bad)}
-        for _ in range(2):
+        # 3 runs each where odd runs happen, so that one can be clipped (pol.fresh_shift)
+        fresh = 3 if self.scale(name).odd else 2
+        for _ in range(fresh):
             for ref in (self.good, self.bad):
                 self.m.add(ref, [name], 1)
         return self._drifted(name, before, 2)
@@ -483,8 +496,8 @@ class Judge:
             if self.log_scale.get(name, True):
                 old = [math.log(max(v, 1e-300)) for v in old]
                 new = [math.log(max(v, 1e-300)) for v in new]
-            se = scale.sigma * math.sqrt(1 / len(new) + 1 / len(old))
-            if abs(_mean(new) - _mean(old)) > q * se:
+            shift, se = pol.fresh_shift(old, new, scale)
+            if abs(shift) > q * se:
                 moved.append(ref)
                 self.ref_from[(ref, name)] = start
         if not moved:
@@ -540,6 +553,7 @@ class Judge:
                     spent,
                     self.worse_high.get(n, True),
                     self.span_bound(n) if early_reject and not self.counted(n) else 0.0,
+                    0.0 if self.counted(n) else self.span_estimate(n),
                 )
                 if j.decision is not Decision.MORE:
                     todo.remove(n)

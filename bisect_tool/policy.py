@@ -108,6 +108,14 @@ class Policy:
     def with_run_cap(self, runs: int) -> Policy:
         return replace(self, budget=replace(self.budget, runs_per_commit=runs))
 
+    def for_odd_runs(self) -> Policy:
+        """Where runs beyond the clipping limit have been seen (`Scale.odd`): at least 3 fresh
+        runs a side before a confirmation decides, so that one odd run can be clipped. A mean
+        of two runs cannot be: with one run in ten 1.5-10x slower, one such run among a
+        culprit's 2 made a commit at its parent's level 5.5x worse, p = 0.0005, confirmed
+        (the simulator, docs/policy.md)."""
+        return replace(self, min_confirm_runs=max(self.min_confirm_runs, 3))
+
     def counted(self) -> Policy:
         """For a count that repeats (instructions, cycles: docs/instructions.md): one run per
         commit, a second run of good to show the spread, and a second run of the culprit to
@@ -144,6 +152,9 @@ class Scale:
     # where a run is clipped, from its commit's median, in a location: the limit sigma was
     # computed with (pooled_scale); infinite when not given, then 3.5 sigma
     clip: float = math.inf
+    # runs seen beyond that limit (pooled_scale): odd runs happen on this machine, and a mean
+    # of two runs, which cannot be clipped, is then not to be trusted (Policy.for_odd_runs)
+    odd: int = 0
 
     @property
     def known(self) -> bool:
@@ -216,7 +227,7 @@ def pooled_scale(groups: Sequence[Sequence[float]]) -> Scale:
     robust = _median(diffs) / _MAD_PAIR
     limit = _CLIP * robust
     ss = 0.0
-    runs = clipped = 0
+    runs = clipped = odd = 0
     for g in groups:
         n = len(g)
         if n < 2:
@@ -227,15 +238,18 @@ def pooled_scale(groups: Sequence[Sequence[float]]) -> Scale:
             # one spike must not blow up the session's scale: their residuals (+-d/2) are
             clip2 = limit * math.sqrt(0.5)
             ss += 2 * min(abs(g[1] - g[0]) / 2, clip2) ** 2
+            odd += abs(g[1] - g[0]) / 2 > clip2
             continue
+        med = _median(g)
+        beyond = sum(1 for x in g if abs(x - med) > limit)
+        odd += beyond
         w = _clipped(g, limit)
         if w is not g:
-            med = _median(g)
-            clipped += sum(1 for x in g if abs(x - med) > limit)
+            clipped += beyond
         mean = sum(w) / n
         ss += sum((x - mean) ** 2 for x in w)
     sigma = max(math.sqrt(ss / df), robust) / (1 - clipped / runs)
-    return Scale(sigma, df, limit)
+    return Scale(sigma, df, limit, odd)
 
 
 def _clipped(xs: Sequence[float], limit: float) -> Sequence[float]:
@@ -265,6 +279,20 @@ def location(xs: Sequence[float], scale: Scale) -> float:
     limit = scale.clip if math.isfinite(scale.clip) else _CLIP * scale.sigma
     w = _clipped(xs, limit)
     return sum(w) / len(w)
+
+
+def fresh_shift(old: Sequence[float], new: Sequence[float], scale: Scale) -> tuple[float, float]:
+    """How far a reference's fresh runs lie from its earlier ones, and the standard error of
+    that: the drift check. Locations are clipped (`location`); two fresh runs cannot be, so
+    where odd runs have been seen (`Scale.odd`) the one nearer the earlier runs stands for
+    both, judged as one run: one odd run among them is then no drift. Before, the plain mean
+    of two fresh runs was used, and one run 1.5-10x slower among them "moved" the reference to
+    the two, which then misplaced the cut (the simulator, docs/policy.md)."""
+    base = location(old, scale)
+    if len(new) >= 3 or not scale.odd:
+        return location(new, scale) - base, scale.sigma * math.sqrt(1 / len(new) + 1 / len(old))
+    near = min(new, key=lambda x: abs(x - base))
+    return near - base, scale.sigma * math.sqrt(1 + 1 / len(old))
 
 
 @lru_cache(maxsize=4096)
@@ -552,6 +580,7 @@ def judge_confirm(
     spent: Spent,
     worse_is_higher: bool,
     span: float = 0.0,
+    whole: float = 0.0,
 ) -> Judgement:
     """Is the culprit worse than its parent? `d` is culprit - parent over the confirmation's
     own runs, which must number min_confirm_runs on each side first.
@@ -565,7 +594,15 @@ def judge_confirm(
     showing such a commit within the threshold of its parent took hundreds of runs a side at
     25% noise per run (docs/policy.md, "A commit that did not change"). Only the first
     confirmation uses it: a culprit rejected so is bisected again with more runs per step and
-    confirmed with the full test."""
+    confirmed with the full test.
+
+    `whole` (0: not used): the whole change from good to bad. A culprit worse than its
+    parent by more than twice that lies beyond bad by more than the whole change (when its
+    parent is at good's level), what a step far beyond bad is: not what one commit of the
+    range does, but what odd runs look like, a burst or spikes that hit the culprit's few
+    runs. It is measured more, as such a step is. All three of a culprit's runs 2-9x slower
+    than its level (one run in ten spikes so on its own) confirmed a commit at its parent's
+    level at 6.1x [3.0, 12.3] in a 2.03x range (the simulator, docs/policy.md)."""
     if d.n < policy.min_confirm_runs or d.df < 1 or not math.isfinite(d.se):
         return Judgement(Decision.MORE, "confirmation runs", more_runs=1)
     diff, se = d.diff, d.se
@@ -574,6 +611,15 @@ def judge_confirm(
     low, high = w - q * se, w + q * se
     z = w / se if se > 0 else (math.copysign(math.inf, w) if w else 0.0)
     est = {"estimate": diff, "low": diff - q * se, "high": diff + q * se}
+    if whole > 0 and w > 2 * whole and _bound(policy, spent) is None:
+        return Judgement(
+            Decision.MORE,
+            f"worse than its parent by {_pct(w)}, beyond bad by more than the whole change "
+            f"({_pct(whole)}): odd runs?",
+            z,
+            more_runs=1,
+            **est,
+        )
     if low > 0:
         return Judgement(Decision.CONFIRMED, f"worse than its parent by {_pct(w)}", z, **est)
     part = policy.early_reject_share * span

@@ -95,6 +95,45 @@ def test_a_location_is_clipped_where_its_scale_was():
     assert scale.sigma > robust / (1 - 1 / 9) * 0.99
 
 
+def test_odd_runs_are_counted_and_ask_for_three_confirmation_runs():
+    calm = [logs([1.0, 1.01, 0.99, 1.0]), logs([2.0, 2.02, 1.98])]
+    assert pol.pooled_scale(calm).odd == 0
+    spiky = [*calm, logs([1.0, 5.0])]  # one run of two, five times slower: odd
+    assert pol.pooled_scale(spiky).odd == 1
+    assert Policy().for_odd_runs().min_confirm_runs == 3
+    assert Policy().counted().for_odd_runs().min_confirm_runs == 3
+
+
+def test_two_fresh_runs_with_one_odd_run_are_no_drift():
+    old = logs([1.0, 1.01, 0.99, 1.0, 1.02, 0.98])
+    scale = pol.pooled_scale([old, logs([2.0, 2.01, 1.99]), logs([1.0, 6.0])])
+    assert scale.odd
+    shift, se = pol.fresh_shift(old, logs([1.01, 6.0]), scale)
+    assert abs(shift) < 0.02 and abs(shift) < 3.4 * se  # the nearer run stands for both
+    moved, se = pol.fresh_shift(old, logs([1.5, 1.52]), scale)  # both moved: a drift
+    assert moved == pytest.approx(math.log(1.5), abs=0.02) and moved > 3.4 * se
+    quiet = pol.pooled_scale([old, logs([2.0, 2.01, 1.99])])
+    assert not quiet.odd  # no odd run seen: the two fresh runs' mean, as before
+    mean, _ = pol.fresh_shift(old, logs([1.01, 6.0]), quiet)
+    assert mean == pytest.approx((math.log(1.01) + math.log(6.0)) / 2, abs=0.01)
+
+
+def test_a_culprit_beyond_bad_by_the_whole_change_is_measured_more():
+    # all three of a culprit's runs spiked: 6.1x over its parent in a 2x range (simulator)
+    parent = logs([1.0, 1.05, 0.95])
+    culprit = logs([2.05, 8.8, 6.7])
+    d = pol.unpaired(parent, culprit, Scale(0.15, 100))
+    whole = math.log(2.03)
+    j = pol.judge_confirm(d, math.log(1.05), Policy(), Spent(runs=6), True, whole=whole)
+    assert j.decision is Decision.MORE and "beyond bad" in j.reason
+    assert pol.judge_confirm(d, math.log(1.05), Policy(), Spent(runs=6), True).decision is (
+        Decision.CONFIRMED
+    )  # without the whole change known, as before
+    real = pol.unpaired(parent, logs([2.0, 2.1, 1.95]), Scale(0.15, 100))
+    ok = pol.judge_confirm(real, math.log(1.05), Policy(), Spent(runs=6), True, whole=whole)
+    assert ok.decision is Decision.CONFIRMED
+
+
 def test_the_first_two_pairs_never_put_the_other_commits_runs_back_to_back():
     order = [side for k in range(8) for side in (("b", "o") if pol.base_first(k) else ("o", "b"))]
     assert "".join(order[:4]) == "bobo"
