@@ -192,6 +192,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--markdown", metavar="FILE", help="Append the table to this file.")
     p.add_argument("--alpha-step", type=float, help="Override the policy's alpha_step.")
     p.add_argument("--alpha-confirm", type=float, help="Override the policy's alpha_confirm.")
+    p.add_argument(
+        "--noises",
+        metavar="WORDS",
+        help="Only the scenarios whose noise name starts with one of these comma-separated\n"
+        "words (e.g. 'spikes' or 'bursts,heavy'); each keeps the seeds it has in the\n"
+        "whole grid. Noises: " + "; ".join(NOISES),
+    )
     a = p.parse_args(argv)
     policy = Policy()
     if a.alpha_step:
@@ -199,6 +206,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.alpha_confirm:
         policy = replace(policy, alpha_confirm=a.alpha_confirm)
     scenarios = grid(a.quick)
+    if a.noises:
+        words = tuple(w.strip() for w in a.noises.split(",") if w.strip())
+        scenarios = [sc for sc in scenarios if sc.noise.startswith(words)]
+        if not scenarios:
+            p.error(f"--noises {a.noises!r}: no scenario's noise starts with those words")
     started = time.time()
     with ProcessPoolExecutor(max_workers=a.jobs) as pool:
         rows = list(pool.map(run_scenario, [(s, a.trials, a.seed, policy) for s in scenarios]))
