@@ -47,8 +47,8 @@ NOISES: dict[str, Noise] = {
     "bursts 5% (10% of time)": Noise(sigma=0.05, bursts=0.1),
     "drift 5% (+50%/h)": Noise(sigma=0.05, drift=0.5),
     "in-process 5%+3% x10": Noise(sigma=0.05, within=0.03, per_run=10),
-    # what a fresh process of a few ms shows on this VM: 10% per run, and one run in ten
-    # 1.5-10x slower on its own (docs/accuracy.md, "odd runs")
+    # what a fresh process of a few ms shows on a shared machine, harder: 10% per run, and one
+    # run in ten 1.5-10x slower on its own (this VM: 3% of runs, docs/policy.md "Odd runs")
     "spikes 10% (1 run in 10 1.5-10x)": Noise(sigma=0.10, spikes=0.1),
 }
 
