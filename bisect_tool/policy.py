@@ -236,6 +236,7 @@ def pooled_scale(groups: Sequence[Sequence[float]]) -> Scale:
         if n == 2:
             # two runs: which one is odd cannot be told, and their mean is not clipped, but
             # one spike must not blow up the session's scale: their residuals (+-d/2) are
+            # clipped at limit/sqrt(2), and a pair beyond that counts as one odd run
             clip2 = limit * math.sqrt(0.5)
             ss += 2 * min(abs(g[1] - g[0]) / 2, clip2) ** 2
             odd += abs(g[1] - g[0]) / 2 > clip2
