@@ -199,6 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "words (e.g. 'spikes' or 'bursts,heavy'); each keeps the seeds it has in the\n"
         "whole grid. Noises: " + "; ".join(NOISES),
     )
+    p.add_argument(
+        "--factors",
+        metavar="X,Y",
+        help="Only the single-change scenarios of these slowdowns (e.g. '2,3': the obvious\n"
+        "cases), with the seeds they have in the whole grid.",
+    )
     a = p.parse_args(argv)
     policy = Policy()
     if a.alpha_step:
@@ -211,6 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenarios = [sc for sc in scenarios if sc.noise.startswith(words)]
         if not scenarios:
             p.error(f"--noises {a.noises!r}: no scenario's noise starts with those words")
+    if a.factors:
+        wanted = {float(x) for x in a.factors.split(",") if x.strip()}
+        scenarios = [sc for sc in scenarios if len(sc.factors) == 1 and sc.factors[0] in wanted]
+        if not scenarios:
+            p.error(f"--factors {a.factors!r}: no single-change scenario has those slowdowns")
     started = time.time()
     with ProcessPoolExecutor(max_workers=a.jobs) as pool:
         rows = list(pool.map(run_scenario, [(s, a.trials, a.seed, policy) for s in scenarios]))
