@@ -139,7 +139,8 @@ class Judge:
     def policy_for(self, name: str) -> pol.Policy:
         if self.counted(name):
             return self.policy.counted()
-        return self.policy.for_odd_runs() if self.scale(name).odd else self.policy
+        scale = self.scale(name)
+        return self.policy.for_odd_runs(scale.odd, scale.runs)
 
     def values(self, sha: str, name: str) -> list[float]:
         runs = self.m.runs(sha, name)

@@ -108,13 +108,19 @@ class Policy:
     def with_run_cap(self, runs: int) -> Policy:
         return replace(self, budget=replace(self.budget, runs_per_commit=runs))
 
-    def for_odd_runs(self) -> Policy:
-        """Where runs beyond the clipping limit have been seen (`Scale.odd`): at least 3 fresh
-        runs a side before a confirmation decides, so that one odd run can be clipped. A mean
-        of two runs cannot be: with one run in ten 1.5-10x slower, one such run among a
-        culprit's 2 made a commit at its parent's level 5.5x worse, p = 0.0005, confirmed
-        (the simulator, docs/policy.md)."""
-        return replace(self, min_confirm_runs=max(self.min_confirm_runs, 3))
+    def for_odd_runs(self, odd: int, runs: int) -> Policy:
+        """Where `odd` of `runs` runs have lain beyond the clipping limit (`Scale.odd`): enough
+        fresh runs a side before a confirmation decides that all of the culprit's being odd
+        is less likely than alpha_confirm, at the rate of odd runs seen ((odd + 1) / (runs +
+        2)), and at least 3, so that one odd run can be clipped (at most 8). A mean of two
+        runs cannot be clipped: with one run in ten 1.5-10x slower, one such run among a
+        culprit's 2 made a commit at its parent's level 5.5x worse, p = 0.0005, confirmed; and
+        3 of 3 once made one 3.5x worse (the simulator, docs/policy.md)."""
+        if odd <= 0:
+            return self
+        rate = (odd + 1) / (runs + 2)
+        need = math.ceil(math.log(self.alpha_confirm) / math.log(rate)) if rate < 1 else 8
+        return replace(self, min_confirm_runs=max(self.min_confirm_runs, 3, min(need, 8)))
 
     def counted(self) -> Policy:
         """For a count that repeats (instructions, cycles: docs/instructions.md): one run per
@@ -155,6 +161,7 @@ class Scale:
     # runs seen beyond that limit (pooled_scale): odd runs happen on this machine, and a mean
     # of two runs, which cannot be clipped, is then not to be trusted (Policy.for_odd_runs)
     odd: int = 0
+    runs: int = 0  # the runs behind the scale (of commits with two or more)
 
     @property
     def known(self) -> bool:
@@ -250,7 +257,7 @@ def pooled_scale(groups: Sequence[Sequence[float]]) -> Scale:
         mean = sum(w) / n
         ss += sum((x - mean) ** 2 for x in w)
     sigma = max(math.sqrt(ss / df), robust) / (1 - clipped / runs)
-    return Scale(sigma, df, limit, odd)
+    return Scale(sigma, df, limit, odd, runs)
 
 
 def _clipped(xs: Sequence[float], limit: float) -> Sequence[float]:

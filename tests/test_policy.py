@@ -100,8 +100,13 @@ def test_odd_runs_are_counted_and_ask_for_three_confirmation_runs():
     assert pol.pooled_scale(calm).odd == 0
     spiky = [*calm, logs([1.0, 5.0])]  # one run of two, five times slower: odd
     assert pol.pooled_scale(spiky).odd == 1
-    assert Policy().for_odd_runs().min_confirm_runs == 3
-    assert Policy().counted().for_odd_runs().min_confirm_runs == 3
+    assert pol.pooled_scale(spiky).runs == 9
+    assert Policy().for_odd_runs(0, 100).min_confirm_runs == 2  # none seen: as before
+    assert Policy().for_odd_runs(1, 100).min_confirm_runs == 3  # rare: 3, to clip one
+    # one run in ten odd: 4 a side, so that all of them odd is below alpha_confirm
+    assert Policy().for_odd_runs(10, 100).min_confirm_runs == 4
+    assert 0.1**4 < Policy().alpha_confirm < 0.1**3
+    assert Policy().for_odd_runs(5, 10).min_confirm_runs == 8  # at most 8
 
 
 def test_two_fresh_runs_with_one_odd_run_are_no_drift():
