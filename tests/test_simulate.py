@@ -330,3 +330,17 @@ def test_runs_that_spike_on_their_own_do_not_confirm_a_wrong_commit(seed, n, sha
     h = make_history(n, shape, random.Random(s), (factor,))
     out, _ = simulate(h, Noise(sigma=0.10, spikes=0.1), s)
     assert not out.wrong_confirmed
+
+
+def test_three_confirmation_runs_that_all_spike_do_not_confirm_a_wrong_commit():
+    # the grid's seed 9, 256 linear 2x, spikes, trial 22 (tools/trace_simulated.py): a step's
+    # one run spiked, and all three of the named commit's confirmation runs did too: 3.5x,
+    # p = 4e-5, at its parent's level. At one run in ten odd, 4 runs a side are needed now.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    try:
+        from simulate_policy import Scenario, one_bisect
+    finally:
+        sys.path.pop(0)
+    sc = Scenario(256, "linear", (2.0,), "spikes 10% (1 run in 10 1.5-10x)")
+    _, _, out, _ = one_bisect(sc, 9, 22, Policy())
+    assert not out.wrong_confirmed
