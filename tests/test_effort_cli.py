@@ -22,6 +22,20 @@ cost = float(pathlib.Path("cost.txt").read_text())
 print(f"took {{cost * random.Random(n).lognormvariate(0, 0.6):.5f}}")
 """
 
+# 3% noise per run, also from a fixed sequence. With fresh randomness about one bisect in 120
+# had a run among its first six lie beyond 3.5 of the scale those six estimate, which then
+# counts as an odd run, and the confirmation took 3 runs a side (Policy.for_odd_runs): right,
+# 17 or 19 runs where this test counts 16 (CI, 2026-11-27; the simulator, uniform 3%, 2,000
+# bisects: 15 runs in 99.2%; lognormal, 1 in 60). That rate is the simulator's to report
+# (docs/accuracy.md); this test is about the runs of a typical obvious bisect.
+QUIET_BENCH = """import pathlib, random
+counter = pathlib.Path({counter!r})
+n = int(counter.read_text()) if counter.exists() else 0
+counter.write_text(str(n + 1))
+cost = float(pathlib.Path("cost.txt").read_text())
+print(f"took {{cost * random.Random(n).uniform(0.97, 1.03):.5f}}")
+"""
+
 BUSY_BENCH = """import pathlib
 n = int(float(pathlib.Path("cost.txt").read_text()) * 200_000)
 x = 0
@@ -32,7 +46,8 @@ for i in range(n):
 
 def test_an_obvious_regression_costs_about_a_plain_bisect(tmp_path):
     repo = tmp_path / "proj"
-    shas = make_history(repo, [1.0] * 20 + [3.0] * 12)
+    bench = QUIET_BENCH.format(counter=str(tmp_path / "runs"))
+    shas = make_history(repo, [1.0] * 20 + [3.0] * 12, bench=bench)
     out = tmp_path / "r.json"
     res = cmd_bisect(repo, tmp_path, shas[0], "--json", str(out))
     assert res.returncode == 0, res.stderr
