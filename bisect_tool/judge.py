@@ -441,12 +441,12 @@ class Judge:
         step's sequential test; 0 when the cut is not their midpoint (--threshold)."""
         if self.cut_offset(name) is not None:
             return 0.0
-        g, b = self.logs(self.good, name), self.logs(self.bad, name)
-        scale = self.scale(name)
-        if len(g) < 2 or len(b) < 2 or not scale.known:
+        span = self.span_estimate(name)
+        if span == 0.0:
             return 0.0
-        span = abs(pol.location(b, scale) - pol.location(g, scale))
-        se = scale.sigma * math.sqrt(1 / len(g) + 1 / len(b))
+        n_good, n_bad = len(self.logs(self.good, name)), len(self.logs(self.bad, name))
+        scale = self.scale(name)
+        se = scale.sigma * math.sqrt(1 / n_good + 1 / n_bad)
         return max(0.0, span - pol.t_quantile(self.policy.alpha_step, scale.df) * se)
 
     def span_estimate(self, name: str) -> float:
