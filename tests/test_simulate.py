@@ -344,3 +344,24 @@ def test_three_confirmation_runs_that_all_spike_do_not_confirm_a_wrong_commit():
     sc = Scenario(256, "linear", (2.0,), "spikes 10% (1 run in 10 1.5-10x)")
     _, _, out, _ = one_bisect(sc, 9, 22, Policy())
     assert not out.wrong_confirmed
+
+
+def test_a_careful_pass_remeasures_references_that_a_burst_misplaced():
+    # the grid's seed 141, 256 linear 3x, bursts 5% (10% of time), trial 8
+    # (tools/trace_simulated.py): all of good's and bad's first runs fell in one 2.84x burst,
+    # so steps at bad's real level looked good; the first pass's commit did not confirm, and
+    # the careful pass, still against those references, judged four steps at bad's level good
+    # before its first drift check and named commit 241, at bad's level, confirmed at 1.039x
+    # on 28 + 28 runs (p = 0.00044). With the references re-measured before the careful
+    # pass's first step it names the planted commit.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    try:
+        from simulate_policy import Scenario, one_bisect
+    finally:
+        sys.path.pop(0)
+    sc = Scenario(256, "linear", (3.0,), "bursts 5% (10% of time)")
+    _, h, out, result = one_bisect(sc, 141, 8, Policy())
+    assert not out.wrong_confirmed
+    assert out.right and out.named == sha_of(next(iter(h.culprits)))
+    (o,) = result.bisected
+    assert any("did not confirm" in n for n in o.notes)  # the careful pass is what ran
