@@ -11,16 +11,19 @@ from test_cli import cmd_bisect, make_history
 
 from bisect_tool.judge import noise_warning
 
-# 60% noise per run, drawn from a fixed sequence (the n-th run of the session draws with seed
-# n): with true randomness about 1 bisect in 250 met a sequence that shows the real 1.1x at the
-# endpoints' error rate, which is a right answer but not the one this test is about
-NOISY_BENCH = """import pathlib, random
+# a benchmark whose n-th run of the session draws its noise with seed n: `draw` is a method of
+# random.Random and its arguments
+SEQUENCE_BENCH = """import pathlib, random
 counter = pathlib.Path({counter!r})
 n = int(counter.read_text()) if counter.exists() else 0
 counter.write_text(str(n + 1))
 cost = float(pathlib.Path("cost.txt").read_text())
-print(f"took {{cost * random.Random(n).lognormvariate(0, 0.6):.5f}}")
+print(f"took {{cost * random.Random(n).{draw}:.5f}}")
 """
+# 60% noise per run, drawn from a fixed sequence (the n-th run of the session draws with seed
+# n): with true randomness about 1 bisect in 250 met a sequence that shows the real 1.1x at the
+# endpoints' error rate, which is a right answer but not the one this test is about
+NOISY = "lognormvariate(0, 0.6)"
 
 # 3% noise per run, also from a fixed sequence. With fresh randomness about one bisect in 120
 # had a run among its first six lie beyond 3.5 of the scale those six estimate, which then
@@ -28,13 +31,7 @@ print(f"took {{cost * random.Random(n).lognormvariate(0, 0.6):.5f}}")
 # 17 or 19 runs where this test counts 16 (CI, 2026-11-27; the simulator, uniform 3%, 2,000
 # bisects: 15 runs in 99.2%; lognormal, 1 in 60). That rate is the simulator's to report
 # (docs/accuracy.md); this test is about the runs of a typical obvious bisect.
-QUIET_BENCH = """import pathlib, random
-counter = pathlib.Path({counter!r})
-n = int(counter.read_text()) if counter.exists() else 0
-counter.write_text(str(n + 1))
-cost = float(pathlib.Path("cost.txt").read_text())
-print(f"took {{cost * random.Random(n).uniform(0.97, 1.03):.5f}}")
-"""
+QUIET = "uniform(0.97, 1.03)"
 
 BUSY_BENCH = """import pathlib
 n = int(float(pathlib.Path("cost.txt").read_text()) * 200_000)
@@ -46,7 +43,7 @@ for i in range(n):
 
 def test_an_obvious_regression_costs_about_a_plain_bisect(tmp_path):
     repo = tmp_path / "proj"
-    bench = QUIET_BENCH.format(counter=str(tmp_path / "runs"))
+    bench = SEQUENCE_BENCH.format(counter=str(tmp_path / "runs"), draw=QUIET)
     shas = make_history(repo, [1.0] * 20 + [3.0] * 12, bench=bench)
     out = tmp_path / "r.json"
     res = cmd_bisect(repo, tmp_path, shas[0], "--json", str(out))
@@ -64,7 +61,7 @@ def test_an_obvious_regression_costs_about_a_plain_bisect(tmp_path):
 
 def test_too_noisy_to_tell_exits_5_with_the_noise_and_advice(tmp_path):
     repo = tmp_path / "proj"
-    bench = NOISY_BENCH.format(counter=str(tmp_path / "runs"))
+    bench = SEQUENCE_BENCH.format(counter=str(tmp_path / "runs"), draw=NOISY)
     shas = make_history(repo, [1.0] * 4 + [1.1] * 4, bench=bench)
     out = tmp_path / "r.json"
     res = cmd_bisect(repo, tmp_path, shas[0], "--json", str(out), "--max-runs-per-commit", "8")

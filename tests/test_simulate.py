@@ -336,13 +336,7 @@ def test_three_confirmation_runs_that_all_spike_do_not_confirm_a_wrong_commit():
     # the grid's seed 9, 256 linear 2x, spikes, trial 22 (tools/trace_simulated.py): a step's
     # one run spiked, and all three of the named commit's confirmation runs did too: 3.5x,
     # p = 4e-5, at its parent's level. At one run in ten odd, 4 runs a side are needed now.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-    try:
-        from simulate_policy import Scenario, one_bisect
-    finally:
-        sys.path.pop(0)
-    sc = Scenario(256, "linear", (2.0,), "spikes 10% (1 run in 10 1.5-10x)")
-    _, _, out, _ = one_bisect(sc, 9, 22, Policy())
+    _, _, out, _ = grid_bisect(256, "linear", 2.0, "spikes 10% (1 run in 10 1.5-10x)", 9, 22)
     assert not out.wrong_confirmed
 
 
@@ -354,14 +348,19 @@ def test_a_careful_pass_remeasures_references_that_a_burst_misplaced():
     # before its first drift check and named commit 241, at bad's level, confirmed at 1.039x
     # on 28 + 28 runs (p = 0.00044). With the references re-measured before the careful
     # pass's first step it names the planted commit.
+    _, h, out, result = grid_bisect(256, "linear", 3.0, "bursts 5% (10% of time)", 141, 8)
+    assert not out.wrong_confirmed
+    assert out.right and out.named == sha_of(next(iter(h.culprits)))
+    (o,) = result.bisected
+    assert any("did not confirm" in n for n in o.notes)  # the careful pass is what ran
+
+
+def grid_bisect(n: int, shape: str, factor: float, noise: str, seed: int, trial: int):
+    """Trial `trial` of a single-change scenario of tools/simulate_policy.py's grid (seed `seed`):
+    its seed, history, outcome and session result."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
     try:
         from simulate_policy import Scenario, one_bisect
     finally:
         sys.path.pop(0)
-    sc = Scenario(256, "linear", (3.0,), "bursts 5% (10% of time)")
-    _, h, out, result = one_bisect(sc, 141, 8, Policy())
-    assert not out.wrong_confirmed
-    assert out.right and out.named == sha_of(next(iter(h.culprits)))
-    (o,) = result.bisected
-    assert any("did not confirm" in n for n in o.notes)  # the careful pass is what ran
+    return one_bisect(Scenario(n, shape, (factor,), noise), seed, trial, Policy())
