@@ -498,16 +498,15 @@ def test_xarray_layout_with_src_package_bisects_from_the_config_directory(
         b.commit(f"step {i}", {"src/tinysrc/__init__.py": lib(n), "CHANGES": f"{i}\n"})
     status = b.git("status", "--porcelain")
     out = tmp_path / "r.json"
-    # `-b repr` selects time_other too: unchanged, but named, so it is measured to the budget
-    # while it looks worse at all; 20 runs bound that on a busy machine (it is not regressed
-    # either way). The 10x regression of time_repr is decided in a few runs a commit.
+    # `-b time_repr` leaves time_other out (a regex, as in asv). Named with `-b repr`, the
+    # unchanged time_other was measured to the budget and, once, on a CI machine running the
+    # rest of the suite beside it, its endpoints looked 1.31x apart and its bisect ended
+    # unconfirmed (exit 4): the layout is what this test is about, so one benchmark.
     res = run_smbisect(
         "--good",
         b.shas[0],
         "-b",
-        "repr",
-        "--max-runs-per-commit",
-        "20",
+        "time_repr",
         "--json",
         str(out),
         "--cache-dir",
@@ -517,7 +516,8 @@ def test_xarray_layout_with_src_package_bisects_from_the_config_directory(
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "asv config asv_bench/asv.conf.json" in res.stderr
     data = json.loads(out.read_text())
-    assert {e["benchmark"] for e in data["endpoints"] if e["regressed"]} == {"repr.time_repr"}
+    assert [e["benchmark"] for e in data["endpoints"] if e["regressed"]] == ["repr.time_repr"]
+    assert [e["benchmark"] for e in data["endpoints"]] == ["repr.time_repr"]  # -b selected
     (culprit,) = data["culprits"]
     assert culprit["sha"] == b.log()[3] and culprit["confirmed"]
     assert b.git("status", "--porcelain") == status
