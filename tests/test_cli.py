@@ -23,6 +23,14 @@ SLOW_BENCH = """import pathlib, time
 time.sleep(float(pathlib.Path("cost.txt").read_text()))
 """
 
+# SLOW_BENCH, and then held for two minutes once the file named by SMBISECT_TEST_HOLD exists:
+# a test that creates it knows the bisect is still running when it sends its signal
+HELD_BENCH = """import os, pathlib, time
+time.sleep(float(pathlib.Path("cost.txt").read_text()))
+if pathlib.Path(os.environ["SMBISECT_TEST_HOLD"]).exists():
+    time.sleep(120)
+"""
+
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(
@@ -311,7 +319,9 @@ def test_missing_good_is_one_line_and_exits_2(tmp_path):
     assert res.stderr.strip() == "smbisect: error: --good REV is required (see smbisect --help)"
 
 
-def _start(repo: Path, tmp_path: Path, good: str, bad: str) -> subprocess.Popen[str]:
+def _start(
+    repo: Path, tmp_path: Path, good: str, bad: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -331,6 +341,7 @@ def _start(repo: Path, tmp_path: Path, good: str, bad: str) -> subprocess.Popen[
         stderr=subprocess.PIPE,
         text=True,
         stdin=subprocess.DEVNULL,
+        env=env,
     )
 
 
@@ -359,21 +370,29 @@ def _smbisect_worktrees(repo: Path) -> list[str]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_mid_bisect_cleans_up(tmp_path, sig):
     repo = tmp_path / "proj"
-    # runs of 0.2 and 0.8 s: after step 1, the rest of the bisect and its confirmation take
-    # well over 10 s, so the signal lands mid-bisect even when a loaded machine delays this
-    # test's reading of the output (with 20 and 80 ms runs, the whole bisect once finished
-    # before the signal arrived, at exit 0)
-    shas = make_history(repo, [0.2] * 7 + [0.8] * 6, bench=SLOW_BENCH)
+    # after step 1 the test creates the hold file, and the next run of the benchmark waits two
+    # minutes: the signal lands mid-bisect however fast the bisect or however slow this test's
+    # reading of the output (with plain runs of 0.2 and 0.8 s, a bisect under CI's load once
+    # finished before the signal arrived, at exit 0)
+    shas = make_history(repo, [0.2] * 7 + [0.8] * 6, bench=HELD_BENCH)
+    hold = tmp_path / "hold"
     # the user is in the middle of a bisect of their own; it must survive ours
     git(repo, "bisect", "start", "HEAD", "HEAD~5")
     before = repo_state(repo)
     user_log = git(repo, "bisect", "log")
-    proc = _start(repo, tmp_path, shas[0], shas[-1])
+    proc = _start(
+        repo, tmp_path, shas[0], shas[-1], env={**os.environ, "SMBISECT_TEST_HOLD": str(hold)}
+    )
     _wait_for_step(proc)
     assert _smbisect_worktrees(repo), "the bisect runs in its own worktree"
+    hold.write_text("")
+    time.sleep(2)  # the run under way ends within 0.8 s; the next one is held
+    assert proc.poll() is None, "the bisect ended before it was interrupted"
+    started = time.monotonic()
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
+    assert time.monotonic() - started < 30, "the held benchmark run was not stopped"
     assert "interrupted" in err and "Traceback" not in err
     assert _smbisect_worktrees(repo) == []
     assert repo_state(repo) == before
