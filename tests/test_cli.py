@@ -342,6 +342,9 @@ def _start(
         text=True,
         stdin=subprocess.DEVNULL,
         env=env,
+        # as from a terminal: a shell without job control starts background jobs with SIGINT
+        # ignored, which Python then keeps ignoring (a CI rehearsal run with `&` did)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
