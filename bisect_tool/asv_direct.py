@@ -60,7 +60,10 @@ class _DirectAsv:
         self.runner = runner
         self.conf = Config.load(str(runner.conf_path))
         (spec,) = runner._env_args()[1:] or [""]
-        envs = list(get_environments(self.conf, [spec]))
+        # with an environment of smbisect's choosing (existing:PATH, virtualenv), asv's warning
+        # about the config's own environment_type ("Unknown environment type 'rattler'") is
+        # about an environment that is not used: quiet
+        envs = list(get_environments(self.conf, [spec], verbose=not spec))
         if len(envs) != 1:
             raise _DirectUnavailable(f"no asv environment for {spec!r}")
         env = envs[0]
