@@ -167,6 +167,27 @@ def test_simulate_policy_tool_runs(tmp_path):
     assert "simulated bisects" in (tmp_path / "t.md").read_text()
 
 
+def test_simulate_policy_tool_help_and_policy_overrides():
+    tool = Path(__file__).resolve().parent.parent / "tools" / "simulate_policy.py"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(tool), *args], capture_output=True, text=True, timeout=300
+        )
+
+    helped = run("--help")  # help strings quote the noises' "5%", which argparse formats
+    assert helped.returncode == 0, helped.stderr
+    assert "spikes 10%" in helped.stdout and "--set NAME=VALUE" in helped.stdout
+    for bad, words in (("nope=2", "number field"), ("min_reference_runs=x", "is not a int")):
+        out = run("--set", bad)
+        assert out.returncode == 2 and words in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+    out = run("--quick", "--trials", "1", "--jobs", "1", "--factors", "3", "--set",
+              "min_reference_runs=2", "--set", "alpha_step=0.02")
+    assert out.returncode == 0, out.stderr
+    assert "min_reference_runs=2" in out.stdout and "alpha_step=0.02" in out.stdout
+
+
 def test_a_commit_left_unclear_next_to_the_change_gets_a_second_chance():
     # 1.2x at 20% noise per run with a cap of 30 runs a commit: steps next to the change are
     # skipped as unclear, and the bisect ends among candidates (exit 4). Measured again at the

@@ -219,6 +219,19 @@ def run_all(
     return [rows[i] for i in range(len(scenarios))]
 
 
+def _override(p: argparse.ArgumentParser, policy: Policy, item: str) -> Policy:
+    """--set NAME=VALUE: one number field of the policy, of the field's own type."""
+    name, sep, value = item.partition("=")
+    current = getattr(policy, name.strip(), None) if sep else None
+    if isinstance(current, bool) or not isinstance(current, int | float):
+        p.error(f"--set {item!r}: expected NAME=VALUE with NAME a number field of the policy")
+    try:
+        number = type(current)(value)
+    except ValueError:
+        p.error(f"--set {item!r}: {value!r} is not a {type(current).__name__}")
+    return replace(policy, **{name.strip(): number})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--trials", type=int, default=100, help="Bisects per scenario (default 100).")
@@ -229,11 +242,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--alpha-step", type=float, help="Override the policy's alpha_step.")
     p.add_argument("--alpha-confirm", type=float, help="Override the policy's alpha_confirm.")
     p.add_argument(
+        "--set",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="Override any number field of the policy, e.g. --set min_reference_runs=2\n"
+        "(repeatable; the names are bisect_tool.policy.Policy's fields).",
+    )
+    p.add_argument(
         "--noises",
         metavar="WORDS",
         help="Only the scenarios whose noise name starts with one of these comma-separated\n"
         "words (e.g. 'spikes' or 'bursts,heavy'); each keeps the seeds it has in the\n"
-        "whole grid. Noises: " + "; ".join(NOISES),
+        "whole grid. Noises: " + "; ".join(NOISES).replace("%", "%%"),
     )
     p.add_argument(
         "--factors",
@@ -244,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--exclude",
         metavar="WORDS",
-        help="Leave out the scenarios whose label (e.g. '256 linear 1.1x spikes 10% ...')\n"
+        help="Leave out the scenarios whose label (e.g. '256 linear 1.1x spikes 10%% ...')\n"
         "contains one of these comma-separated strings, e.g. '1.1x spikes'; the rest keep\n"
         "their seeds.",
     )
@@ -254,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         policy = replace(policy, alpha_step=a.alpha_step)
     if a.alpha_confirm:
         policy = replace(policy, alpha_confirm=a.alpha_confirm)
+    for item in a.set:
+        policy = _override(p, policy, item)
     scenarios = grid(a.quick)
     if a.noises:
         words = tuple(w.strip() for w in a.noises.split(",") if w.strip())
