@@ -182,8 +182,19 @@ def test_simulate_policy_tool_help_and_policy_overrides():
         out = run("--set", bad)
         assert out.returncode == 2 and words in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
-    out = run("--quick", "--trials", "1", "--jobs", "1", "--factors", "3", "--set",
-              "min_reference_runs=2", "--set", "alpha_step=0.02")
+    out = run(
+        "--quick",
+        "--trials",
+        "1",
+        "--jobs",
+        "1",
+        "--factors",
+        "3",
+        "--set",
+        "min_reference_runs=2",
+        "--set",
+        "alpha_step=0.02",
+    )
     assert out.returncode == 0, out.stderr
     assert "min_reference_runs=2" in out.stdout and "alpha_step=0.02" in out.stdout
 
