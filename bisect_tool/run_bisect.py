@@ -13,7 +13,7 @@ import click
 from . import asv_instructions, command_hint, instructions, report, time_hint
 from .asv_measure import AsvRunner, AsvSettings
 from .cli_options import RunnerChoice, check_outputs, check_threads, check_thresholds
-from .errors import EXIT_NOT_REPRODUCED, UsageError
+from .errors import EXIT_INCONCLUSIVE, EXIT_NOT_REPRODUCED, UsageError
 from .git import GitRepo
 from .parallel_cli import ParallelChoice, check_parallel
 from .parallel_cli import runners as parallel_runners
@@ -114,6 +114,11 @@ def bisect(
     repo = choice.open_repo(repo_path)
     resolve_range(repo, good, bad)  # fail fast, before an asv suite is discovered
     runner = build_runner(repo, choice, bench, scratch, note_printer(verbosity))
+    imports = None
+    if isinstance(runner, CommandRunner):
+        imports = command_hint.script_imports_working_tree(repo, runner.argv)
+        if imports:
+            note_printer(verbosity)(f"note: {imports}")
     budget = Budget(max_time_per_commit, max_time, max_runs_per_commit)
     options = BisectOptions(
         good=good,
@@ -131,11 +136,22 @@ def bisect(
     good_sha, bad_sha = resolve_range(repo, good, bad)
     with parallel_runners(repo, runner, parallel, scratch, good_sha, bad_sha) as (local, remote):
         session = Session(repo, local, store, options, event_printer(verbosity), remote=remote)
-        result = session.run()
+        try:
+            result = session.run()
+        except UsageError as exc:  # good or bad could not be measured, and perhaps why
+            hint = None
+            if isinstance(runner, CommandRunner) and not parallel.build:
+                shas = (good_sha, bad_sha)
+                hint = command_hint.working_tree_only_file(repo, runner.argv, shas, Path.cwd())
+            if hint is None:
+                raise
+            raise UsageError(f"{exc}; {hint}") from None
     result.metric = choice.metric
     hint = command_hint.whole_command_note(result, choice.metric) if choice.cmd else None
     if hint:
         result.advice.append(hint)
+    if imports and result.exit_code in (EXIT_NOT_REPRODUCED, EXIT_INCONCLUSIVE):
+        result.advice.append(imports)
     if choice.metric in time_hint.COUNTED:
         check_time(repo, runner, choice, result, store, event_printer(verbosity))
     if verbosity >= 0:
