@@ -145,6 +145,15 @@ class GitRepo:
                 f"{what} revision {rev!r} does not name a commit in {self.root}"
             ) from None
 
+    def uncommitted_changes(self) -> list[str]:
+        """Tracked files whose working-tree or staged content differs from HEAD (untracked
+        files are not listed): what a bisect of commits does not measure."""
+        try:
+            out = self.repo.git.status("--porcelain", "--untracked-files=no", "-z")
+        except GitCommandError:
+            return []
+        return [entry[3:] for entry in out.split("\0") if len(entry) > 3 and entry[2] == " "]
+
     def has_ref(self, ref: str) -> bool:
         try:
             self.repo.git.rev_parse("--verify", "--quiet", ref)

@@ -47,6 +47,8 @@ def test_an_uncommitted_bench_script_fails_in_one_line_that_gives_the_command_to
 ):
     b = make_repo(git_repo_factory)
     (b.path / "bench.py").write_text(BENCH)
+    with (b.path / "lib.py").open("a") as fh:
+        fh.write("# an edit not committed\n")
     before = b.snapshot()
     cmd = f"{shlex.quote(sys.executable)} bench.py"
     res = run("--good", b.shas[0], "--cmd", cmd, "--cache-dir", str(tmp_path / "c"), cwd=b.path)
@@ -57,6 +59,8 @@ def test_an_uncommitted_bench_script_fails_in_one_line_that_gives_the_command_to
     assert "bench.py is in your working tree but in neither commit" in line
     assert str((b.path / "bench.py").resolve()) in line  # the command to use instead
     assert "sys.path" in line  # and the import trap that command has
+    # bad is HEAD: the edit of lib.py is not in it, and smbisect says so before measuring
+    assert "note: your uncommitted changes (lib.py) are not measured" in res.stderr
     assert b.snapshot() == before
 
 

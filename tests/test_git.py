@@ -103,3 +103,14 @@ def test_the_git_directory_is_the_repository_s_own_from_any_directory(
     wt = tmp_path / "wt"
     add_worktree(repo, wt)
     assert GitRepo(wt).common_dir() == (repo / ".git").resolve()
+
+
+def test_uncommitted_changes_lists_tracked_files_only(git_repo_factory):
+    b = git_repo_factory([("start", {"a.py": "1\n", "b.py": "2\n", "c d.py": "3\n"})])
+    repo = GitRepo(b.path)
+    assert repo.uncommitted_changes() == []
+    (b.path / "a.py").write_text("changed\n")
+    (b.path / "c d.py").write_text("changed\n")
+    (b.path / "new.py").write_text("untracked\n")
+    b.git("add", "c d.py")  # staged counts too
+    assert sorted(repo.uncommitted_changes()) == ["a.py", "c d.py"]
