@@ -140,7 +140,15 @@ class AsvRunner:
         self.machine = self._ensure_machine()
         self.results_home = self.config.absolute(root, "results_dir")
         self.export_dir: Path | None = None
-        if settings.export_results == "auto":
+        self.export_skipped: str | None = None
+        if settings.export_results == "auto" and not (root / self.config.rel_path).is_file():
+            # the suite comes from another revision (--suite-rev) and your checkout has no
+            # such config: asv's results would land in a folder your checkout does not have
+            self.export_skipped = (
+                f"asv results not written: your working tree has no {self.config.rel_path} "
+                f"(the suite is {settings.suite_rev}'s); --asv-results DIR writes them there"
+            )
+        elif settings.export_results == "auto":
             self.export_dir = self.results_home
         elif settings.export_results:
             self.export_dir = Path(settings.export_results).resolve()
@@ -218,6 +226,8 @@ class AsvRunner:
             with contextlib.suppress(ValueError):
                 shown = self.export_dir.relative_to(root)
             parts.append(f"results into {shown}")
+        elif self.export_skipped:
+            parts.append(self.export_skipped)
         repo_value = str(self.config.setting("repo"))
         if not re.search(r"://|^[\w.-]+@", repo_value):
             repo_at = self.config.absolute(root, "repo")

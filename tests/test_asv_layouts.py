@@ -760,3 +760,51 @@ def test_a_suite_module_importing_a_missing_package_names_it_and_the_fix(
     line = one_line_error(res)
     assert "No module named 'nosuchpkg_smbisect'" in line
     assert "`pip install nosuchpkg_smbisect`" in line and "--python config" in line
+
+
+@pytest.mark.slow
+def test_a_suite_from_a_later_revision_bisects_a_history_without_it_and_writes_nothing_there(
+    git_repo_factory: Factory, tmp_path: Path
+) -> None:
+    # networkx's suite arrived in 2023; its graph benchmarks bisect a 2022 regression with
+    # --suite-rev (docs/real-projects.md). The checkout (bad, 2022) has no benchmarks/ folder:
+    # asv's results would create one there, so they are not written without --asv-results.
+    b = git_repo_factory([("start", {"tinylib.py": lib(3000)})], name="latersuite")
+    for i, n in enumerate([3000, 30000, 30000], 1):
+        b.commit(f"step {i}", {"tinylib.py": lib(n), "CHANGES": f"{i}\n"})
+    bad = b.rev()
+    b.branch("suite")
+    b.checkout("suite")
+    b.commit(
+        "add the asv suite",
+        {
+            "benchmarks/asv.conf.json": subdir_conf("tinylib", env="conda"),
+            "benchmarks/benchmarks/__init__.py": "",
+            "benchmarks/benchmarks/bench.py": "import tinylib\n\n\ndef time_work():\n"
+            "    tinylib.work()\n",
+        },
+    )
+    b.checkout(bad)
+    status = b.git("status", "--porcelain", "--ignored")
+    out = tmp_path / "r.json"
+    res = run_smbisect(
+        "--good", b.shas[0], "--suite-rev", "suite", "--json", str(out),
+        "--cache-dir", str(tmp_path / "cache"),
+        cwd=b.path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "asv results not written: your working tree has no benchmarks/asv.conf.json" in (
+        res.stderr
+    )
+    (culprit,) = json.loads(out.read_text())["culprits"]
+    assert culprit["sha"] == b.log(bad)[2] and culprit["confirmed"]
+    assert b.git("status", "--porcelain", "--ignored") == status
+    assert not (b.path / "benchmarks").exists()
+    # asked for, they are written where the user says
+    res = run_smbisect(
+        "--good", b.shas[0], "--suite-rev", "suite", "--asv-results", str(tmp_path / "res"),
+        "--cache-dir", str(tmp_path / "cache"), "--no-attribution",
+        cwd=b.path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert (tmp_path / "res" / "benchmarks.json").is_file()
