@@ -4,11 +4,10 @@ tree's code at every commit. smbisect says so (bisect_tool/command_hint.py)."""
 
 from __future__ import annotations
 
-import os
 import shlex
-import subprocess
 import sys
-from pathlib import Path
+
+from test_asv_layouts import run_smbisect as run
 
 from bisect_tool.command_hint import script_imports_working_tree, working_tree_only_file
 from bisect_tool.git import GitRepo
@@ -19,20 +18,6 @@ CWD_FIRST = "import os, sys\nsys.path.insert(0, os.getcwd())\n" + BENCH
 
 def lib(n: int) -> str:
     return f"def work():\n    return sum(i * i for i in range({n}))\n"
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])  # smbisect itself only
-    return subprocess.run(
-        [sys.executable, "-m", "bisect_tool", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def make_repo(git_repo_factory):
