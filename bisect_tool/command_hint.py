@@ -1,5 +1,6 @@
-"""Hints about the user's command: what was timed when its time shows no regression, and a
-file the command names that lives only in the user's working tree.
+"""Hints about what the user asked to measure: what was timed when a command's time shows no
+regression, a file the command names that lives only in the user's working tree, and edits
+that no commit holds.
 
 `--cmd` with `--metric time` or `cputime` times the whole process: interpreter start-up and
 imports included. A slowdown in one part of it shows only in proportion to that part: 1.3x in 6
@@ -53,8 +54,7 @@ def working_tree_only_file(
         found = next((p.resolve() for p in (repo.root / token, cwd / token) if p.is_file()), None)
         if found is None:
             continue
-        in_commits = PurePosixPath(Path(token).as_posix())
-        if any(repo.read_file_at(sha, str(in_commits)) is not None for sha in shas):
+        if any(repo.read_file_at(sha, Path(token).as_posix()) is not None for sha in shas):
             continue
         fixed = [*argv[:i], str(found), *argv[i + 1 :]]
         hint = (
@@ -90,4 +90,16 @@ def script_imports_working_tree(repo: GitRepo, argv: Sequence[str]) -> str | Non
         f"Python puts the script's folder, {folder}, first on sys.path: unless the script "
         "puts the commit's checkout first (sys.path.insert(0, os.getcwd())), its imports "
         "load your working tree's code at every commit"
+    )
+
+
+def uncommitted_note(repo: GitRepo, bad_sha: str) -> str | None:
+    """When bad is HEAD and tracked files differ from it: those edits are not measured."""
+    changed = repo.uncommitted_changes() if bad_sha == repo.resolve("HEAD", "HEAD") else []
+    if not changed:
+        return None
+    shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+    return (
+        f"your uncommitted changes ({shown}) are not measured: smbisect measures commits, "
+        f"and bad is HEAD, {bad_sha[:10]}, as committed"
     )

@@ -134,14 +134,9 @@ def bisect(
     )
     store = open_store(repo, cache_dir, no_cache)
     good_sha, bad_sha = resolve_range(repo, good, bad)
-    if bad_sha == repo.resolve("HEAD", "HEAD"):
-        changed = repo.uncommitted_changes()
-        if changed:
-            shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
-            note_printer(verbosity)(
-                f"note: your uncommitted changes ({shown}) are not measured: smbisect measures "
-                f"commits, and bad is HEAD, {bad_sha[:10]}, as committed"
-            )
+    uncommitted = command_hint.uncommitted_note(repo, bad_sha)
+    if uncommitted:
+        note_printer(verbosity)(f"note: {uncommitted}")
     with parallel_runners(repo, runner, parallel, scratch, good_sha, bad_sha) as (local, remote):
         session = Session(repo, local, store, options, event_printer(verbosity), remote=remote)
         try:
